@@ -1,0 +1,28 @@
+using System.Management.Automation;
+using SafeDeploy.Engine.Locking;
+using SafeDeploy.Engine.StateDirectories;
+using SafeDeploy.Internal;
+
+namespace SafeDeploy.Cmdlets;
+
+/// <summary>Proves, with a second real process, that flock excludes on a directory's filesystem, and names the filesystem.</summary>
+[Cmdlet(VerbsDiagnostic.Test, "LockSupport")]
+[OutputType(typeof(LockSupportReport))]
+public sealed class TestLockSupportCommand : SafeDeployCmdlet
+{
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string[]? Path { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var dirs = Path?.Select(ResolvePath) ?? new[] { StateDirectoryManager.Default(DirectReporter).LockDir };
+        foreach (var dir in dirs)
+            TryEngine(() =>
+            {
+                var report = LockSupportProbe.Run(dir, Cancellation);
+                if (!report.ExclusionWorks || report.IsNetworkFileSystem) WriteWarning(report.Detail);
+                WriteObject(report);
+            }, dir);
+    }
+}

@@ -1,0 +1,123 @@
+using System.Collections;
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using SafeDeploy.Engine.Errors;
+using SafeDeploy.Engine.Platform;
+
+namespace SafeDeploy.Internal;
+
+/// <summary>
+/// What every SafeDeploy cmdlet shares: a cancellation token that Ctrl+C (StopProcessing) cancels, engine progress and
+/// messages written from the pipeline thread only, and one mapping of engine failures to ErrorRecords.
+/// </summary>
+public abstract class SafeDeployCmdlet : PSCmdlet
+{
+    readonly CancellationTokenSource stop = new();
+
+    protected CancellationToken Cancellation => stop.Token;
+
+    protected override void StopProcessing() => stop.Cancel();
+
+    /// <summary>Resolves a user path (relative, ~, PS drive) to a file-system path.</summary>
+    protected string ResolvePath(string path) => GetUnresolvedProviderPathFromPSPath(path);
+
+    /// <summary>A reporter for engine work that runs on the pipeline thread itself.</summary>
+    protected IOperationReporter DirectReporter => new PipelineReporter(this);
+
+    /// <summary>
+    /// Runs engine work on a worker thread while this (pipeline) thread writes its progress, verbose and warning
+    /// messages; returns its result or rethrows its failure. Cancellation becomes PipelineStoppedException.
+    /// </summary>
+    protected T RunEngine<T>(Func<IOperationReporter, CancellationToken, T> work)
+    {
+        using var queue = new BlockingCollection<Action>();
+        var reporter = new QueuedReporter(this, queue);
+        var task = Task.Factory.StartNew(() =>
+        {
+            try { return work(reporter, Cancellation); }
+            finally { queue.CompleteAdding(); }
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        foreach (var write in queue.GetConsumingEnumerable()) write();
+        try { return task.GetAwaiter().GetResult(); }
+        catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { throw new PipelineStoppedException(); }
+    }
+
+    /// <summary>Runs <paramref name="action"/>, turning an engine failure into a non-terminating error; returns false on failure.</summary>
+    protected bool TryEngine(Action action, object target)
+    {
+        try { action(); return true; }
+        catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { throw new PipelineStoppedException(); }
+        catch (Exception e) when (IsReportable(e)) { WriteError(ErrorMapper.ToRecord(e, target)); return false; }
+    }
+
+    /// <summary>Stops the command with the mapped error record.</summary>
+    protected void Fail(Exception e, object target) => ThrowTerminatingError(ErrorMapper.ToRecord(e, target));
+
+    protected static bool IsReportable(Exception e) =>
+        e is SafeDeployException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or TimeoutException
+        && e is not PipelineStoppedException;
+
+    internal void WriteProgressUpdate(ProgressUpdate p)
+    {
+        var record = new ProgressRecord(p.ActivityId, p.Activity, string.IsNullOrEmpty(p.Status) ? " " : p.Status)
+        {
+            PercentComplete = Math.Clamp(p.PercentComplete, -1, 100),
+            ParentActivityId = p.ParentId,
+            CurrentOperation = p.CurrentOperation,
+            SecondsRemaining = p.SecondsRemaining,
+            RecordType = p.Completed ? ProgressRecordType.Completed : ProgressRecordType.Processing,
+        };
+        WriteProgress(record);
+    }
+
+    /// <summary>Plain .NET values from PowerShell ones (PSObject wrappers removed, recursively), for the engine.</summary>
+    protected static object? Unwrap(object? value) => value switch
+    {
+        PSObject ps => Unwrap(ps.BaseObject),
+        IDictionary d => d.Cast<DictionaryEntry>().Aggregate(new Hashtable(StringComparer.OrdinalIgnoreCase), (h, e) => { h[Unwrap(e.Key)!] = Unwrap(e.Value); return h; }),
+        string s => s,
+        IEnumerable seq => seq.Cast<object?>().Select(Unwrap).ToArray(),
+        _ => value,
+    };
+
+    sealed class PipelineReporter(SafeDeployCmdlet cmdlet) : IOperationReporter
+    {
+        public void Verbose(string message) => cmdlet.WriteVerbose(message);
+        public void Warning(string message) => cmdlet.WriteWarning(message);
+        public void Progress(ProgressUpdate update) => cmdlet.WriteProgressUpdate(update);
+    }
+
+    sealed class QueuedReporter(SafeDeployCmdlet cmdlet, BlockingCollection<Action> queue) : IOperationReporter
+    {
+        public void Verbose(string message) => Post(() => cmdlet.WriteVerbose(message));
+        public void Warning(string message) => Post(() => cmdlet.WriteWarning(message));
+        public void Progress(ProgressUpdate update) => Post(() => cmdlet.WriteProgressUpdate(update));
+
+        void Post(Action a)
+        {
+            try { queue.Add(a); } catch (InvalidOperationException) { } // completed: the work is over
+        }
+    }
+}
+
+/// <summary>The one mapping from engine failures to PowerShell error records.</summary>
+public static class ErrorMapper
+{
+    public static ErrorRecord ToRecord(Exception e, object fallbackTarget)
+    {
+        if (e is AggregateException { InnerExceptions.Count: 1 } agg) e = agg.InnerException!;
+        var (id, category, target, action) = e switch
+        {
+            SafeDeployException s => (s.ErrorId, Enum.TryParse<ErrorCategory>(s.Kind.ToString(), out var c) ? c : ErrorCategory.NotSpecified, s.Target, s.RecommendedAction),
+            UnauthorizedAccessException => ("AccessDenied", ErrorCategory.PermissionDenied, fallbackTarget, "Run as a user with access to it."),
+            FileNotFoundException or DirectoryNotFoundException => ("PathNotFound", ErrorCategory.ObjectNotFound, fallbackTarget, "Check the path."),
+            IOException => ("IOError", ErrorCategory.WriteError, fallbackTarget, (string?)null),
+            ArgumentException => ("InvalidArgument", ErrorCategory.InvalidArgument, fallbackTarget, null),
+            TimeoutException => ("OperationTimeout", ErrorCategory.OperationTimeout, fallbackTarget, null),
+            _ => (e.GetType().Name, ErrorCategory.NotSpecified, fallbackTarget, null),
+        };
+        var record = new ErrorRecord(e, id, category, target ?? fallbackTarget);
+        if (action is not null) record.ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = action };
+        return record;
+    }
+}
