@@ -52,7 +52,7 @@ public sealed class InvokeWithLockCommand : SafeDeployCmdlet
         {
             if (held.WaitTime > TimeSpan.Zero) WriteVerbose($"Acquired lock '{lockPath}' after {held.WaitTime.TotalSeconds:0.###} s.");
             else WriteVerbose($"Acquired lock '{lockPath}'.");
-            foreach (var item in ScriptBlock.Invoke(ArgumentList)) WriteObject(item);
+            ScriptBlockRunner.Run(this, ScriptBlock, ArgumentList);
         }
     }
 
