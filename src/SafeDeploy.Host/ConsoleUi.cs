@@ -36,15 +36,22 @@ sealed class ConsoleUi : PSHostUserInterface
     public override PSHostRawUserInterface RawUI { get; }
     public bool SawError { get; private set; }
 
-    public override void Write(string value) { lock (gate) { EndProgressLine(); stdout.Write(value); } }
+    static readonly System.Text.RegularExpressions.Regex ansi = new("\x1b\\[[0-9;?]*[ -/]*[@-~]", System.Text.RegularExpressions.RegexOptions.Compiled);
+
+    /// <summary>Logs and cron mail get no escape sequences (set when stdout is redirected or NO_COLOR is set).</summary>
+    public bool PlainText { get; set; }
+
+    string Plain(string s) => PlainText && s.Contains('\x1b') ? ansi.Replace(s, "") : s;
+
+    public override void Write(string value) { lock (gate) { EndProgressLine(); stdout.Write(Plain(value)); } }
     public override void Write(ConsoleColor foregroundColor, ConsoleColor backgroundColor, string value) => Write(value);
-    public override void WriteLine(string value) { lock (gate) { EndProgressLine(); stdout.WriteLine(value); } }
+    public override void WriteLine(string value) { lock (gate) { EndProgressLine(); stdout.WriteLine(Plain(value)); } }
     public override void WriteErrorLine(string value) { SawError = true; Err(value); }
     public override void WriteDebugLine(string message) => Err("DEBUG: " + message);
     public override void WriteVerboseLine(string message) => Err("VERBOSE: " + message);
     public override void WriteWarningLine(string message) => Err("WARNING: " + message);
 
-    void Err(string line) { lock (gate) { EndProgressLine(); stderr.WriteLine(line); stderr.Flush(); } }
+    void Err(string line) { lock (gate) { EndProgressLine(); stderr.WriteLine(Plain(line)); stderr.Flush(); } }
 
     void EndProgressLine()
     {

@@ -80,10 +80,15 @@ static class Program
         var host = new ConsoleHost(ui);
         var iss = InitialSessionState.CreateDefault2();
         if (module is not null) iss.ImportPSModule(new[] { module });
-        if (verbose) iss.Variables.Add(new SessionStateVariableEntry("VerbosePreference", ActionPreference.Continue, ""));
         using var runspace = RunspaceFactory.CreateRunspace(host, iss);
         runspace.Open();
-        if (Console.IsOutputRedirected || Environment.GetEnvironmentVariable("NO_COLOR") is not null) PlainText(runspace);
+        // After the import, so -Verbose shows the script's messages rather than the module loader's.
+        if (verbose) runspace.SessionStateProxy.SetVariable("VerbosePreference", ActionPreference.Continue);
+        if (Console.IsOutputRedirected || Environment.GetEnvironmentVariable("NO_COLOR") is not null)
+        {
+            PSStyle.Instance.OutputRendering = OutputRendering.PlainText;
+            ui.PlainText = true;
+        }
         using var ps = PowerShell.Create();
         ps.Runspace = runspace;
         ps.AddScript(script).AddCommand("Out-Default");
@@ -94,6 +99,8 @@ static class Program
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; Stop(143); });
 
         bool failed = false;
+        // A hosted pipeline keeps progress in its stream; show it like warnings and verbose (the UI de-duplicates).
+        ps.Streams.Progress.DataAdded += (_, e) => ui.WriteProgress(0, ps.Streams.Progress[e.Index]);
         ps.Streams.Error.DataAdded += (_, e) =>
         {
             failed = true;
@@ -113,14 +120,6 @@ static class Program
         if (host.ExitCode is { } exit) return exit;
         if (isFile && runspace.SessionStateProxy.GetVariable("LASTEXITCODE") is int last && last != 0) return last;
         return failed || ps.HadErrors ? 1 : 0;
-    }
-
-    // Logs and cron mail get no escape sequences.
-    static void PlainText(Runspace runspace)
-    {
-        using var ps = PowerShell.Create();
-        ps.Runspace = runspace;
-        ps.AddScript("$PSStyle.OutputRendering = 'PlainText'").Invoke();
     }
 
     /// <summary>"Cmdlet: message" plus category, error id and what to do — readable in a cron mail.</summary>

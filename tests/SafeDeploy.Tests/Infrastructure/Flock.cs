@@ -8,10 +8,10 @@ public sealed class FlockHolder : IDisposable
 {
     readonly Process process;
 
-    /// <summary>Runs `flock FILE sleep SECONDS` and waits until the kernel shows it holding the lock.</summary>
+    /// <summary>Runs `flock -o FILE sleep SECONDS` (flock itself holds the lock, not its child) and waits until the kernel shows it held.</summary>
     public FlockHolder(string file, double seconds)
     {
-        process = Process.Start(new ProcessStartInfo("flock", [file, "sleep", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture)]))!;
+        process = Process.Start(new ProcessStartInfo("flock", ["-o", file, "sleep", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture)]))!;
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (!LockInspector.Inspect(file).IsHeld)
         {
@@ -26,7 +26,7 @@ public sealed class FlockHolder : IDisposable
 
     public void Dispose()
     {
-        try { if (!process.HasExited) process.Kill(); } catch (InvalidOperationException) { }
+        try { if (!process.HasExited) process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
         process.Dispose();
     }
 
