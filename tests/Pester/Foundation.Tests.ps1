@@ -16,6 +16,7 @@ BeforeAll {
 
     # Runs $Body in $Count separate pwsh processes at once (a file barrier releases them together); returns exit codes.
     function script:Invoke-Processes([int] $Count, [string] $Body, [string] $Dir) {
+        $Dir = (New-Item -ItemType Directory -Path (Join-Path $Dir "swarm-$([guid]::NewGuid().ToString('N'))")).FullName
         $go = Join-Path $Dir 'go'
         $procs = foreach ($i in 1..$Count) {
             $file = Join-Path $Dir "worker$i.ps1"
@@ -23,11 +24,14 @@ BeforeAll {
                 '$ErrorActionPreference = "Stop"'
                 "Import-Module '$manifest'"
                 "`$worker = $i"
+                "Set-Content -Path '$(Join-Path $Dir "ready$i")' -Value ''"
                 "while (-not (Test-Path '$go')) { Start-Sleep -Milliseconds 5 }"
                 $Body
             )
             Start-Process -FilePath $pwsh -ArgumentList '-NoProfile', '-NonInteractive', '-File', $file -PassThru
         }
+        $deadline = [datetime]::UtcNow.AddSeconds(60)
+        while (@(Get-ChildItem $Dir -Filter 'ready*').Count -lt $Count -and [datetime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 10 }
         Set-Content -Path $go -Value ''
         $procs | Wait-Process -Timeout 180
         $procs | ForEach-Object { $_.ExitCode }
