@@ -52,6 +52,36 @@ public sealed class StateDirectoryTests : IDisposable
     }
 
     [Fact]
+    public void EveryComponentItCreates_GetsTheAskedOwner_NotOnlyTheLast()
+    {
+        var basePath = dir["owned/deep"];
+        var r = ps.Run("Initialize-StateDirectory -Name t -Path $p -Owner nobody", ("p", basePath));
+        Assert.True(!r.AllErrors.Any(), r.Describe());
+        foreach (var d in new[] { "owned", "owned/deep", "owned/deep/state", "owned/deep/log", "owned/deep/cache", "owned/deep/locks" })
+            Assert.Equal("65534", Owner(dir[d]));
+        Assert.Equal("0", Owner(dir.Path)); // what existed before keeps its owner
+    }
+
+    static string Owner(string path)
+    {
+        using var p = Process.Start(new ProcessStartInfo("stat", ["-c", "%u", path]) { RedirectStandardOutput = true })!;
+        var s = p.StandardOutput.ReadToEnd().Trim();
+        p.WaitForExit();
+        return s;
+    }
+
+    [Fact]
+    public void AnUnknownOwner_IsObjectNotFound_AndCreatesNothing()
+    {
+        var r = ps.Run("Initialize-StateDirectory -Name t -Path $p -Owner no-such-user-xyz", ("p", dir["o2"]));
+        var e = Assert.Single(r.AllErrors);
+        Assert.StartsWith("UnknownUser", e.FullyQualifiedErrorId);
+        Assert.Equal(ErrorCategory.ObjectNotFound, e.CategoryInfo.Category);
+        Assert.Equal("no-such-user-xyz", e.TargetObject);
+        Assert.False(Directory.Exists(dir["o2"]));
+    }
+
+    [Fact]
     public void SecondCall_CreatesNothing_AndSaysSo()
     {
         var first = ps.Run("Initialize-StateDirectory -Name t -Path $p", ("p", dir["base"]));
