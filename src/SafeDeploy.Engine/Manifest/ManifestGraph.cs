@@ -44,10 +44,14 @@ public static class ManifestGraph
     public static HashSet<string> Ancestors(IReadOnlyList<PhaseDefinition> phases, string name)
     {
         var seen = new HashSet<string>();
-        var todo = new Stack<string>([name]);
+        var todo = new Stack<string>();
+        todo.Push(name);
         while (todo.Count > 0)
-            foreach (var d in phases.First(p => p.Name == todo.Pop()).DependsOn)
+        {
+            var current = todo.Pop();
+            foreach (var d in phases.FirstOrDefault(p => p.Name == current)?.DependsOn ?? [])
                 if (seen.Add(d)) todo.Push(d);
+        }
         return seen;
     }
 
