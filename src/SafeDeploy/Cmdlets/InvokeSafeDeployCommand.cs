@@ -65,7 +65,7 @@ public sealed class InvokeSafeDeployCommand : SafeDeployCmdlet
             _ => $"Deployment '{result.Name}' failed: {result.Error}",
         };
         var record = new ErrorRecord(new SafeDeployException(id, ErrorKind.InvalidOperation, result.Name, message), id,
-            result.Status == "RollbackFailed" ? ErrorCategory.InvalidResult : ErrorCategory.InvalidResult, result);
+            ErrorCategory.InvalidResult, result.Name);
         record.ErrorDetails = new ErrorDetails(message)
         {
             RecommendedAction = result.Status == "RollbackFailed"
