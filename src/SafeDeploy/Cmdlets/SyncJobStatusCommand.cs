@@ -6,7 +6,7 @@ using SafeDeploy.Internal;
 namespace SafeDeploy.Cmdlets;
 
 /// <summary>Records a job's status in the dashboard repository's clone and pushes it; never loses an update (it queues instead).</summary>
-[Cmdlet(VerbsData.Sync, "JobStatus", DefaultParameterSetName = UpdateSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsData.Sync, "JobStatus", DefaultParameterSetName = OutboxSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(JobStatusResult))]
 public sealed class SyncJobStatusCommand : SafeDeployCmdlet
 {
