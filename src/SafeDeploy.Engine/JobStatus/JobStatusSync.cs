@@ -191,6 +191,8 @@ public static class JobStatusSync
             return (true, tip.Succeeded ? tip.StandardOutput.Trim() : null, null);
         }
 
+        readonly Dictionary<string, string> blobs = new(StringComparer.Ordinal);
+
         /// <summary>The commit on <paramref name="tip"/> that writes every entry newer than the tip's copy; null when nothing changes.</summary>
         string? Build(string? tip, IReadOnlyList<OutboxEntry> entries)
         {
@@ -198,16 +200,37 @@ public static class JobStatusSync
             // Under the clone's flock nobody else uses the private index: whatever a killed run left is ours to remove.
             DeleteIfExists(IndexPath + ".lock");
             DeleteIfExists(IndexPath);
-            var wanted = tip is null ? entries : entries.Where(e => IsNewerThanRemote(e, RemoteCopies(tip, entries))).ToList();
+            string? tipTree = null;
+            var wanted = entries;
+            if (tip is not null)
+            {
+                var (copies, tree) = ReadTip(tip, entries);
+                tipTree = tree;
+                wanted = entries.Where(e => IsNewerThanRemote(e, copies)).ToList();
+            }
             if (wanted.Count == 0) return null;
 
+            HashBlobs(wanted); // once per push: a rebuild after a reject reuses them
             repo.RunChecked(tip is null ? ["read-tree", "--empty"] : ["read-tree", tip], env: env, token: token);
+            var info = new StringBuilder();
+            foreach (var e in wanted) info.Append("100644 ").Append(blobs[e.Id]).Append('\t').Append(e.RepoPath).Append('\n');
+            repo.RunChecked(["update-index", "--add", "--index-info"], stdin: info.ToString(), env: env, token: token);
+            var newTree = repo.RunChecked(["write-tree"], env: env, token: token).Trim();
+            DeleteIfExists(IndexPath);
+            if (newTree == tipTree) return null;
+            return CommitTree(newTree, tip, Message(wanted));
+        }
+
+        void HashBlobs(IReadOnlyList<OutboxEntry> wanted)
+        {
+            var missing = wanted.Where(e => !blobs.ContainsKey(e.Id)).ToList();
+            if (missing.Count == 0) return;
             var blobDir = Path.Combine(repo.StateDirectory, "blobs");
             Directory.CreateDirectory(blobDir);
             var files = new List<string>();
             try
             {
-                foreach (var e in wanted)
+                foreach (var e in missing)
                 {
                     var f = Path.Combine(blobDir, e.Id);
                     File.WriteAllText(f, e.Content);
@@ -215,33 +238,24 @@ public static class JobStatusSync
                 }
                 var shas = repo.RunChecked(["hash-object", "-w", "--no-filters", "--stdin-paths"], stdin: string.Join('\n', files) + "\n", token: token)
                     .Split('\n', StringSplitOptions.RemoveEmptyEntries);
-                if (shas.Length != wanted.Count) throw new SafeDeployException("GitFailed", ErrorKind.InvalidOperation, repo.Path, "git hash-object returned an unexpected number of objects.");
-                var info = new StringBuilder();
-                for (int i = 0; i < wanted.Count; i++) info.Append("100644 ").Append(shas[i].Trim()).Append('\t').Append(wanted[i].RepoPath).Append('\n');
-                repo.RunChecked(["update-index", "--add", "--index-info"], stdin: info.ToString(), env: env, token: token);
+                if (shas.Length != missing.Count) throw new SafeDeployException("GitFailed", ErrorKind.InvalidOperation, repo.Path, "git hash-object returned an unexpected number of objects.");
+                for (int i = 0; i < missing.Count; i++) blobs[missing[i].Id] = shas[i].Trim();
             }
             finally { foreach (var f in files) DeleteIfExists(f); }
-            var tree = repo.RunChecked(["write-tree"], env: env, token: token).Trim();
-            DeleteIfExists(IndexPath);
-            if (tip is not null && repo.RunChecked(["rev-parse", tip + "^{tree}"], token: token).Trim() == tree) return null;
-            return CommitTree(tree, tip, Message(wanted));
         }
 
-        Dictionary<string, string> remoteCopies = new();
-        string? remoteCopiesTip;
-
-        /// <summary>The tip's current copy of each entry's file (one cat-file --batch).</summary>
-        Dictionary<string, string> RemoteCopies(string tip, IReadOnlyList<OutboxEntry> entries)
+        /// <summary>The tip's copy of each entry's file and the tip's tree id, in one cat-file --batch.</summary>
+        (Dictionary<string, string> Copies, string? Tree) ReadTip(string tip, IReadOnlyList<OutboxEntry> entries)
         {
-            if (remoteCopiesTip == tip) return remoteCopies;
-            var r = repo.RunChecked(["cat-file", "--batch"], stdin: string.Concat(entries.Select(e => $"{tip}:{e.RepoPath}\n")), token: token);
+            // The tree goes last: its (binary) content is not decoded, only its header line is read.
+            var r = repo.RunChecked(["cat-file", "--batch"], stdin: string.Concat(entries.Select(e => $"{tip}:{e.RepoPath}\n")) + $"{tip}^{{tree}}\n", token: token);
             var copies = new Dictionary<string, string>(StringComparer.Ordinal);
             var bytes = Encoding.UTF8.GetBytes(r);
             int pos = 0;
             foreach (var e in entries)
             {
                 int nl = Array.IndexOf(bytes, (byte)'\n', pos);
-                if (nl < 0) break;
+                if (nl < 0) return (copies, null);
                 var header = Encoding.UTF8.GetString(bytes, pos, nl - pos).Split(' ');
                 pos = nl + 1;
                 if (header.Length == 3 && header[1] == "blob" && int.TryParse(header[2], out var size))
@@ -250,9 +264,9 @@ public static class JobStatusSync
                     pos += size + 1;
                 }
             }
-            remoteCopiesTip = tip;
-            remoteCopies = copies;
-            return copies;
+            int end = Array.IndexOf(bytes, (byte)'\n', pos);
+            var last = end < 0 ? [] : Encoding.UTF8.GetString(bytes, pos, end - pos).Split(' ');
+            return (copies, last.Length == 3 && last[1] == "tree" ? last[0] : null);
         }
 
         /// <summary>Newest wins, across clones too: an update older than the remote's copy of the same job is not written.</summary>
