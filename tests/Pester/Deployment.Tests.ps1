@@ -140,3 +140,28 @@ Describe 'Undo-SafeDeploy and Get-SafeDeployHistory' {
             Should -Throw -ErrorId 'NothingToUndo,SafeDeploy.Cmdlets.UndoSafeDeployCommand'
     }
 }
+
+Describe 'Try mode (Invoke-SafeDeploy -TrySeconds, Confirm-SafeDeploy)' {
+    It 'rolls back without confirmation' {
+        $box = New-Sandbox
+        Set-Content "$box/deploy.yaml" $script:Manifest
+        $before = Get-Snapshot "$box/root"
+        $r = Invoke-SafeDeploy "$box/deploy.yaml" -Root "$box/root" -StateDirectory "$box/state" -TrySeconds 2
+        $r.RollbackAt | Should -Not -BeNullOrEmpty
+        $deadline = (Get-Date).AddSeconds(60)
+        while ((Get-SafeDeployHistory pester -StateDirectory "$box/state")[-1].Status -ne 'Undone' -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 250 }
+        (Get-SafeDeployHistory pester -StateDirectory "$box/state")[-1].Status | Should -Be 'Undone'
+        Get-Snapshot "$box/root" | Should -Be $before
+    }
+
+    It 'keeps a confirmed deployment' {
+        $box = New-Sandbox
+        Set-Content "$box/deploy.yaml" $script:Manifest
+        Invoke-SafeDeploy "$box/deploy.yaml" -Root "$box/root" -StateDirectory "$box/state" -TrySeconds 3 | Out-Null
+        (Confirm-SafeDeploy -Name pester -StateDirectory "$box/state").Confirmed | Should -BeTrue
+        Start-Sleep -Seconds 5
+        (Get-SafeDeployHistory pester -StateDirectory "$box/state")[-1].Status | Should -Be 'Succeeded'
+        { Confirm-SafeDeploy -Name pester -StateDirectory "$box/state" } |
+            Should -Throw -ErrorId 'NothingToConfirm,SafeDeploy.Cmdlets.ConfirmSafeDeployCommand'
+    }
+}
