@@ -124,6 +124,14 @@ public sealed partial class ManifestParser
             }
         }
 
+        // The run holds its deployment lock already: a phase waiting for the same lock file would wait for itself.
+        var effectiveLock = lockName ?? name;
+        if (effectiveLock is not null && phasesNode is YamlSequenceNode phaseSeq)
+            foreach (var pm in phaseSeq.Children.OfType<YamlMappingNode>())
+                if (Get(pm, "resources") is { } rn && reader.StringList(rn, "resources", null) is { } rs && rs.Contains(effectiveLock))
+                    reader.Problem(rn, "InvalidValue", $"Resource '{effectiveLock}' is the deployment's own lock, which the whole run already holds; use another resource name.",
+                        (Get(pm, "name") as YamlScalarNode)?.Value);
+
         // Phases with errors of their own still count as declared: their dependents get no second, misleading error.
         var declared = (phasesNode as YamlSequenceNode)?.Children.OfType<YamlMappingNode>()
             .Select(m => (Get(m, "name") as YamlScalarNode)?.Value).Where(n => n is not null).ToHashSet(StringComparer.Ordinal) ?? new HashSet<string?>();

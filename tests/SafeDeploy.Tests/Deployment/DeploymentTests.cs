@@ -110,8 +110,13 @@ public class DeploymentTests
         var manifest = box.Write("deploy.yaml", FullManifest.Replace("OUT", box.Path));
         using var ps = new PsSession();
         var vars = new (string, object?)[] { ("m", manifest), ("root", box.Root), ("state", box.State) };
-        var first = ps.Run("Invoke-SafeDeploy $m -Root $root -StateDirectory $state", vars);
+        var first = ps.Run("Invoke-SafeDeploy $m -Root $root -StateDirectory $state -Verbose", vars);
         Assert.True(first.AllErrors.Count() == 0, first.Describe());
+        // Each phase's output as verbose lines; one progress bar for the deployment with a child bar per phase.
+        Assert.Contains(first.Verbose, v => v.StartsWith("[marker] $ /bin/sh -c"));
+        Assert.Contains(first.Verbose, v => v == "[ps] script output");
+        var parent = first.Progress.First(p => p.Activity == "Deploying full").ActivityId;
+        Assert.Contains(first.Progress, p => p.ParentActivityId == parent && p.Activity == "Phase lib");
         Assert.Equal("Succeeded", first.Prop(0, "Status"));
         Assert.Equal(1, first.Prop(0, "Generation"));
         Assert.Equal(LibV1, File.ReadAllBytes(box.InRoot("/opt/app/lib.so")));

@@ -197,3 +197,14 @@ public class ManifestTests
         Assert.Equal(box["nope.yaml"], err.TargetObject);
     }
 }
+
+public class ManifestLockTests
+{
+    [Fact]
+    public void Manifest_AResourceNamedLikeTheDeploymentLock_IsAnError()
+    {
+        var r = new ManifestParser().Parse("name: app\nphases:\n  - name: a\n    resources: [app]\n    run: \"true\"\n", "/m/d.yaml");
+        var p = Assert.Single(r.Problems);
+        Assert.Equal(("InvalidValue", 4, 16), (p.Code, p.Line, p.Column));
+    }
+}
