@@ -101,9 +101,19 @@ public sealed class FoundationBench : IBenchmark
 
         var engine = HandoffSeries(lockPath, n, monotonic: true, () => (self, [LockWaiterArg, lockPath, warmPath]));
         rows.Add(Row("engine-only helper process (`FileLock.Acquire`, then `Stopwatch.GetTimestamp()`)", engine));
-        var host = HandoffSeries(lockPath, hostN, monotonic: true, () => (Paths.Host, ["-NoProfile", "-Command",
-            $"$sb = {{ [Diagnostics.Stopwatch]::GetTimestamp() }}; $null = Invoke-WithLock -Path '{warmPath}' $sb; Invoke-WithLock -Path '{lockPath}' $sb"]));
-        rows.Add(Row("host: `safedeploy -Command \"Invoke-WithLock -Path FILE { [Diagnostics.Stopwatch]::GetTimestamp() }\"`", host));
+        rows.Add(Row("the same, warm-up contended", HandoffSeries(lockPath, n, monotonic: true, () => (self, [LockWaiterArg, lockPath, warmPath]), warmPath)));
+        var hostScript = $"$sb = {{ [Diagnostics.Stopwatch]::GetTimestamp() }}; $null = Invoke-WithLock -Path '{warmPath}' $sb; Invoke-WithLock -Path '{lockPath}' $sb";
+        var host = HandoffSeries(lockPath, hostN, monotonic: true, () => (Paths.Host, ["-NoProfile", "-Command", hostScript]));
+        rows.Add(Row("host (build output, JIT): `safedeploy -Command \"Invoke-WithLock -Path FILE { [Diagnostics.Stopwatch]::GetTimestamp() }\"`", host));
+        rows.Add(Row("the same, warm-up contended", HandoffSeries(lockPath, hostN, monotonic: true, () => (Paths.Host, ["-NoProfile", "-Command", hostScript]), warmPath)));
+        var r2r = PublishReadyToRunHost(out _);
+        if (r2r is not null)
+        {
+            rows.Add(Row("the same through the ReadyToRun host (`out/safedeploy`, section 4)",
+                HandoffSeries(lockPath, hostN, monotonic: true, () => (r2r, ["-NoProfile", "-Command", hostScript]))));
+            rows.Add(Row("ReadyToRun host, warm-up contended",
+                HandoffSeries(lockPath, hostN, monotonic: true, () => (r2r, ["-NoProfile", "-Command", hostScript]), warmPath)));
+        }
         var flock = HandoffSeries(lockPath, n, monotonic: false, () => ("flock", [lockPath, "date", "+%s%N"]));
         rows.Add(Row("`flock FILE date +%s%N` (includes fork+exec of date after the lock is taken)", flock));
         report.Table(["waiter (a separate OS process, blocked in flock(2) before the release)", "n", "median", "min", "max"], rows);
@@ -111,7 +121,10 @@ public sealed class FoundationBench : IBenchmark
                     "blocked request (`->`) appears, waits 50 ms more, takes the time and releases. The waiter takes the time the moment it " +
                     "holds the lock. Engine and host waiters use `Stopwatch.GetTimestamp()` (CLOCK_MONOTONIC, the same clock in every " +
                     "process); flock(1)'s waiter uses `date +%s%N` against this process's `DateTime.UtcNow` (CLOCK_REALTIME). Both waiters " +
-                    "warm up first (the engine ones on another lock file), so no JIT is counted.");
+                    "warm up first on another lock file — uncontended, or (\"warm-up contended\") blocked on that file by this process " +
+                    "and released, so that the code after a contended acquire has run once. The difference between the two shows what a " +
+                    "process pays the first time it waits for a lock (code run for the first time: the wait thread, the progress record " +
+                    "completing, the verbose message, PowerShell's progress path).");
 
         static string[] Row(string what, List<double> ms) =>
             [what, ms.Count.ToString(Inv), Stats.Ms(Stats.Median(ms)), Stats.Ms(ms.Min()), Stats.Ms(ms.Max())];
@@ -131,22 +144,27 @@ public sealed class FoundationBench : IBenchmark
 
     public static bool IsLockWaiter(string[] args) => args.Length == 3 && args[0] == LockWaiterArg;
 
-    static List<double> HandoffSeries(string lockPath, int n, bool monotonic, Func<(string Program, string[] Args)> waiter)
+    /// <summary>
+    /// Handoff times of <paramref name="n"/> fresh waiter processes. With <paramref name="contendedWarmup"/> (the waiter's warm-up
+    /// lock file) this process holds that lock too and lets the waiter block on it first, so the warm-up runs the contended path.
+    /// </summary>
+    static List<double> HandoffSeries(string lockPath, int n, bool monotonic, Func<(string Program, string[] Args)> waiter, string? contendedWarmup = null)
     {
         var inode = Native.Stat(lockPath)!.Inode;
         var result = new List<double>();
         for (int i = 0; i < n; i++)
         {
             var held = FileLock.Acquire(lockPath, new LockOptions { RecordHolder = false });
+            var warm = contendedWarmup is null ? null : FileLock.Acquire(contendedWarmup, new LockOptions { RecordHolder = false });
             var (program, args) = waiter();
             using var p = StartProcess(program, args);
-            var deadline = Stopwatch.StartNew();
-            while (!HasBlockedWaiter(inode))
+            if (warm is not null)
             {
-                if (p.HasExited) throw new InvalidOperationException($"waiter exited early: {p.StandardError.ReadToEnd()}");
-                if (deadline.Elapsed > TimeSpan.FromMinutes(1)) throw new TimeoutException("waiter never blocked");
-                Thread.Sleep(1);
+                WaitUntilBlocked(p, Native.Stat(contendedWarmup!)!.Inode);
+                Thread.Sleep(20);
+                warm.Dispose();
             }
+            WaitUntilBlocked(p, inode);
             Thread.Sleep(50);
             long releasedMono = Stopwatch.GetTimestamp();
             long releasedReal = DateTime.UtcNow.Ticks;
@@ -162,6 +180,17 @@ public sealed class FoundationBench : IBenchmark
             result.Add(ms);
         }
         return result;
+    }
+
+    static void WaitUntilBlocked(Process p, ulong inode)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!HasBlockedWaiter(inode))
+        {
+            if (p.HasExited) throw new InvalidOperationException($"waiter exited early: {p.StandardError.ReadToEnd()}");
+            if (deadline.Elapsed > TimeSpan.FromMinutes(1)) throw new TimeoutException("waiter never blocked");
+            Thread.Sleep(1);
+        }
     }
 
     static bool HasBlockedWaiter(ulong inode)
@@ -269,11 +298,8 @@ public sealed class FoundationBench : IBenchmark
     static void ColdStart(Report report, string work)
     {
         report.Heading("4. Host cold start");
-        var r2rDir = Path.Combine(Paths.Root, "out", "safedeploy"); // the README's fast-host command
-        var publish = Sh("dotnet", "publish", Path.Combine(Paths.Root, "src", "SafeDeploy.Host"), "-c", "Release", "-r", "linux-x64",
-            "-p:PublishReadyToRun=true", "--self-contained", "false", "-o", r2rDir, "--nologo", "-v", "q");
-        var r2r = Path.Combine(r2rDir, "safedeploy");
-        bool haveR2r = File.Exists(r2r);
+        var r2r = PublishReadyToRunHost(out var publish) ?? "";
+        bool haveR2r = r2r.Length > 0;
         if (!haveR2r) report.Line($"ReadyToRun publish failed:\n```\n{publish.Trim()}\n```\n");
 
         var none = new Dictionary<string, string>();
@@ -345,6 +371,20 @@ public sealed class FoundationBench : IBenchmark
         report.Line("- **Not tried**: Native AOT (System.Management.Automation is not trimming/AOT compatible); a self-contained composite " +
                     "image (the shared framework is already ReadyToRun); ReadyToRun for the module's own net8.0 assemblies (built by the module " +
                     "project, which loads into any PowerShell 7.4+; a small share of the time).");
+    }
+
+    static string? publishedHost;
+
+    /// <summary>Publishes the host with ReadyToRun into out/safedeploy (the README's fast-host command), once per run.</summary>
+    static string? PublishReadyToRunHost(out string log)
+    {
+        log = "";
+        if (publishedHost is not null) return publishedHost;
+        var dir = Path.Combine(Paths.Root, "out", "safedeploy");
+        log = Sh("dotnet", "publish", Path.Combine(Paths.Root, "src", "SafeDeploy.Host"), "-c", "Release", "-r", "linux-x64",
+            "-p:PublishReadyToRun=true", "--self-contained", "false", "-o", dir, "--nologo", "-v", "q");
+        var exe = Path.Combine(dir, "safedeploy");
+        return publishedHost = File.Exists(exe) ? exe : null;
     }
 
     static (double WallMs, double CpuMs) TimeProcess(string program, string[] args, Dictionary<string, string> env, string work)
