@@ -1,5 +1,8 @@
 using SafeDeploy.Bench;
 
+// Helper processes that a benchmark starts from this same executable.
+if (FoundationBench.IsLockWaiter(args)) return FoundationBench.LockWaiter(args);
+
 var all = typeof(IBenchmark).Assembly.GetTypes()
     .Where(t => typeof(IBenchmark).IsAssignableFrom(t) && !t.IsAbstract)
     .Select(t => (IBenchmark)Activator.CreateInstance(t)!)

@@ -22,6 +22,10 @@ static class Program
 
     static int Main(string[] args)
     {
+        // Before the engine starts: PowerShell's telemetry client (Application Insights) costs about 50 ms of CPU at every
+        // start (bench/results/foundation.md) and has nothing to report for an embedded host. A user's own setting wins.
+        if (Environment.GetEnvironmentVariable("POWERSHELL_TELEMETRY_OPTOUT") is null)
+            Environment.SetEnvironmentVariable("POWERSHELL_TELEMETRY_OPTOUT", "1");
         string? command = null, file = null;
         var scriptArgs = new List<string>();
         bool verbose = false, noModule = false;
