@@ -1,0 +1,156 @@
+using System.Security.Cryptography;
+using SafeDeploy.Engine.Errors;
+using SafeDeploy.Engine.Files;
+using SafeDeploy.Engine.Platform;
+
+namespace SafeDeploy.Engine.Actions;
+
+/// <summary>PowerShell to run for the `script` action, on the cmdlet's pipeline thread.</summary>
+public sealed record ScriptRequest(string Script, IReadOnlyDictionary<string, string> Variables, string Phase, string WorkingDirectory);
+
+/// <summary>
+/// Runs a script in the caller's PowerShell session and returns its output as text; throws when the script fails.
+/// Supplied by the cmdlet (the engine has no PowerShell types).
+/// </summary>
+public delegate Task<string> ScriptInvoker(ScriptRequest request, CancellationToken cancellationToken);
+
+/// <summary>Everything an action may use while it executes or undoes: sandbox paths, variables, log, journal, cancellation.</summary>
+public sealed class ActionContext
+{
+    int backupCount;
+
+    public required string DeploymentName { get; init; }
+    public required string PhaseName { get; init; }
+    /// <summary>The -Root sandbox prefix, or null when the deployment writes the real paths.</summary>
+    public string? Root { get; init; }
+    /// <summary>Directory of the manifest: relative source paths are read from here.</summary>
+    public required string ManifestDirectory { get; init; }
+    /// <summary>Where this phase keeps backups (inside the run's folder in the state directory).</summary>
+    public required string BackupDirectory { get; init; }
+    public IReadOnlyDictionary<string, string> Variables { get; init; } = new Dictionary<string, string>();
+    public IOperationReporter Reporter { get; init; } = NullReporter.Instance;
+    /// <summary>The phase's log (a file in the run's log folder); thread-safe.</summary>
+    public TextWriter Log { get; init; } = TextWriter.Null;
+    /// <summary>Cancelled on failure of the deployment, the phase timeout, or Ctrl+C.</summary>
+    public CancellationToken Cancellation { get; init; }
+    /// <summary>Writes one undo record to the journal and flushes it to disk before returning.</summary>
+    public Action<UndoRecord> Journal { get; init; } = _ => { };
+    /// <summary>Runs PowerShell on the pipeline thread; null when no PowerShell session is available.</summary>
+    public ScriptInvoker? ScriptInvoker { get; init; }
+
+    /// <summary>Maps an absolute path the deployment writes into the -Root sandbox; relative paths are rejected.</summary>
+    public string MapPath(string path) => MapPath(Root, path);
+
+    /// <summary>Root + path for absolute paths (Root null: the path itself).</summary>
+    public static string MapPath(string? root, string path)
+    {
+        if (!System.IO.Path.IsPathRooted(path))
+            throw new SafeDeployException("RelativeTargetPath", ErrorKind.InvalidArgument, path,
+                $"'{path}' is a relative path; every path a deployment writes must be absolute (it is placed under -Root).",
+                "Write the target as an absolute path, e.g. /etc/app/config or ${root}-independent /opt/app/lib.so.");
+        if (string.IsNullOrEmpty(root)) return System.IO.Path.GetFullPath(path);
+        var full = System.IO.Path.GetFullPath(path);
+        return System.IO.Path.GetFullPath(System.IO.Path.Join(root, full));
+    }
+
+    /// <summary>A path the deployment reads: relative to the manifest's directory, absolute as given.</summary>
+    public string ResolveSource(string path) =>
+        System.IO.Path.GetFullPath(System.IO.Path.IsPathRooted(path) ? path : System.IO.Path.Combine(ManifestDirectory, path));
+
+    /// <summary>Journals what undoing the next step needs; call it BEFORE the step.</summary>
+    public void RecordUndo(string step, IReadOnlyDictionary<string, string?>? data = null) =>
+        Journal(new UndoRecord { Step = step, Data = data ?? new Dictionary<string, string?>() });
+
+    /// <summary>
+    /// Copies the current bytes and mode of <paramref name="mappedPath"/> (already under Root) into the backup
+    /// directory, fsynced, and journals the backup; a missing file is journaled as "did not exist".
+    /// </summary>
+    public FileBackup BackupFile(string mappedPath, string step = "backup")
+    {
+        Directory.CreateDirectory(BackupDirectory);
+        FileBackup backup;
+        var st = Native.Stat(mappedPath);
+        if (st is null) backup = new FileBackup(mappedPath, null, null);
+        else
+        {
+            var bytes = LockedFileEditor.ReadUnlocked(mappedPath) ?? Array.Empty<byte>();
+            var n = Interlocked.Increment(ref backupCount);
+            var copy = System.IO.Path.Combine(BackupDirectory,
+                $"{n:D4}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(3)).ToLowerInvariant()}-{System.IO.Path.GetFileName(mappedPath)}");
+            AtomicFile.WriteAllBytes(copy, bytes, new AtomicWriteOptions { Mode = 0x180 });
+            backup = new FileBackup(mappedPath, copy, st.Permissions);
+        }
+        Journal(new UndoRecord { Step = step, Backups = [backup] });
+        return backup;
+    }
+
+    /// <summary>Puts a backed-up file back byte for byte (with its mode), or removes it when it did not exist.</summary>
+    public static void RestoreBackup(FileBackup backup)
+    {
+        if (backup.BackupPath is null)
+        {
+            if (File.Exists(backup.Path) || Native.Stat(backup.Path, followSymlinks: false) is not null) File.Delete(backup.Path);
+            return;
+        }
+        var bytes = File.ReadAllBytes(backup.BackupPath);
+        var dir = System.IO.Path.GetDirectoryName(backup.Path)!;
+        Directory.CreateDirectory(dir);
+        AtomicFile.WriteAllBytes(backup.Path, bytes, new AtomicWriteOptions { Mode = backup.Mode });
+    }
+
+    /// <summary>
+    /// Creates the missing parent directories of <paramref name="mappedPath"/>, journaling them first (step "mkdir")
+    /// so that <see cref="UndoDirectories"/> removes exactly those again.
+    /// </summary>
+    public void EnsureParentDirectory(string mappedPath)
+    {
+        var missing = new List<string>();
+        for (var d = System.IO.Path.GetDirectoryName(mappedPath); d is not null && !Directory.Exists(d); d = System.IO.Path.GetDirectoryName(d))
+            missing.Add(d);
+        if (missing.Count == 0) return;
+        RecordUndo("mkdir", new Dictionary<string, string?> { ["directories"] = string.Join('\n', missing) });
+        Directory.CreateDirectory(missing[0]);
+    }
+
+    /// <summary>Undoes every record of <paramref name="recorded"/> in reverse: restores backups, removes created (now empty) directories.</summary>
+    public static void UndoFiles(IReadOnlyList<UndoRecord> recorded)
+    {
+        for (int i = recorded.Count - 1; i >= 0; i--)
+        {
+            var r = recorded[i];
+            for (int b = r.Backups.Count - 1; b >= 0; b--) RestoreBackup(r.Backups[b]);
+            if (r.Step == "mkdir") UndoDirectories(r);
+        }
+    }
+
+    /// <summary>Removes the directories a "mkdir" record names, deepest first, when they are empty.</summary>
+    public static void UndoDirectories(UndoRecord record)
+    {
+        if (!record.Data.TryGetValue("directories", out var list) || string.IsNullOrEmpty(list)) return;
+        foreach (var dir in list.Split('\n'))
+        {
+            try { if (Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any()) Directory.Delete(dir); }
+            catch (IOException) { } // not empty after all: something else lives there now; leave it
+        }
+    }
+
+    /// <summary>Runs an external command with the phase's log receiving its output lines.</summary>
+    public async Task<CommandResult> RunCommandAsync(ExternalCommand command)
+    {
+        Log.WriteLine($"$ {ExternalCommand.Format(command.Program, command.Arguments)}");
+        var log = Log;
+        var result = await (command with { OnLine = line => { lock (log) log.WriteLine(line); } }).RunAsync(Cancellation).ConfigureAwait(false);
+        Log.WriteLine(result.TimedOut ? $"# timed out after {result.Duration.TotalSeconds:0.#} s" : $"# exit {result.ExitCode}");
+        return result;
+    }
+
+    /// <summary>Runs PowerShell through the cmdlet's session.</summary>
+    public Task<string> RunScriptAsync(string script, string? workingDirectory = null)
+    {
+        if (ScriptInvoker is null)
+            throw new SafeDeployException("ScriptHostUnavailable", ErrorKind.InvalidOperation, PhaseName,
+                $"Phase '{PhaseName}' runs PowerShell, but no PowerShell session is available to run it.",
+                "Run the deployment (or its rollback) through Invoke-SafeDeploy or Undo-SafeDeploy.");
+        return ScriptInvoker(new ScriptRequest(script, Variables, PhaseName, workingDirectory ?? ManifestDirectory), Cancellation);
+    }
+}

@@ -1,0 +1,109 @@
+using SafeDeploy.Engine.Errors;
+using SafeDeploy.Engine.Platform;
+
+namespace SafeDeploy.Engine.Actions;
+
+/// <summary>A command line (run by /bin/sh -c) or an argument list (run directly).</summary>
+public sealed record CommandSpec(string? CommandLine, IReadOnlyList<string>? Arguments)
+{
+    public string Program => CommandLine is not null ? "/bin/sh" : Arguments![0];
+    public IReadOnlyList<string> ProgramArguments => CommandLine is not null ? ["-c", CommandLine] : Arguments!.Skip(1).ToArray();
+    public override string ToString() => CommandLine ?? ExternalCommand.Format(Arguments![0], Arguments.Skip(1));
+
+    /// <summary>A scalar is a command line, a list is an argument list.</summary>
+    internal static CommandSpec? From(ActionNode? node, string what)
+    {
+        if (node is null) return null;
+        if (node.IsScalar) return node.Scalar() is { Length: > 0 } line ? new CommandSpec(line, null) : Empty(node, what);
+        if (node.IsSequence)
+        {
+            var args = node.Items().Select(i => i.Scalar()).ToList();
+            if (args.Any(a => a is null)) return null;
+            return args.Count > 0 ? new CommandSpec(null, args!) : Empty(node, what);
+        }
+        node.Error($"'{what}' must be a command line or a list of arguments.");
+        return null;
+    }
+
+    static CommandSpec? Empty(ActionNode node, string what) { node.Error($"'{what}' is empty."); return null; }
+}
+
+/// <summary>`run`: an external command with optional working directory, environment, timeout and undo command.</summary>
+public sealed class RunAction : IDeployAction
+{
+    public required CommandSpec Command { get; init; }
+    public CommandSpec? Undo { get; init; }
+    public string? WorkingDirectory { get; init; }
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(30);
+    public IReadOnlyList<string> WritesDeclared { get; init; } = Array.Empty<string>();
+
+    public string Kind => "run";
+    public IReadOnlyList<string> Writes => WritesDeclared;
+    public string Describe() => $"run: {Command}" + (Undo is null ? "" : $" (undo: {Undo})");
+
+    public static IDeployAction? Parse(ActionNode node)
+    {
+        if (node.IsScalar || node.IsSequence)
+            return CommandSpec.From(node, "run") is { } c ? new RunAction { Command = c } : null;
+        node.AllowOnly("command", "args", "workingDirectory", "environment", "timeout", "undo");
+        CommandSpec? command = null;
+        if (node.Has("command") && node.Has("args")) node.ErrorAt("args", "Give either 'command' (a command line) or 'args' (an argument list), not both.");
+        else if (node.Has("command")) command = CommandSpec.From(node.Child("command"), "command");
+        else if (node.Has("args")) command = CommandSpec.From(node.Child("args"), "args");
+        else node.Error("'run' needs 'command' (a command line) or 'args' (an argument list).", "MissingKey");
+        var undo = CommandSpec.From(node.Child("undo"), "undo");
+        var wd = node.String("workingDirectory");
+        var env = node.Map("environment");
+        var timeout = node.Duration("timeout");
+        if (command is null) return null;
+        return new RunAction
+        {
+            Command = command, Undo = undo, WorkingDirectory = wd, Environment = env ?? new Dictionary<string, string>(),
+            Timeout = timeout ?? TimeSpan.FromMinutes(30),
+        };
+    }
+
+    public async Task ExecuteAsync(ActionContext context)
+    {
+        if (Undo is not null) context.RecordUndo("run", new Dictionary<string, string?> { ["command"] = Command.ToString() });
+        await RunAsync(context, Command, "command").ConfigureAwait(false);
+    }
+
+    public async Task UndoAsync(ActionContext context, IReadOnlyList<UndoRecord> recorded)
+    {
+        if (Undo is null || !recorded.Any(r => r.Step == "run")) return;
+        await RunAsync(context, Undo, "undo command").ConfigureAwait(false);
+    }
+
+    async Task RunAsync(ActionContext context, CommandSpec spec, string what)
+    {
+        var env = new Dictionary<string, string?>(StringComparer.Ordinal)
+        {
+            ["SAFEDEPLOY_ROOT"] = context.Root ?? "",
+            ["SAFEDEPLOY_PHASE"] = context.PhaseName,
+            ["SAFEDEPLOY_DEPLOYMENT"] = context.DeploymentName,
+        };
+        foreach (var (k, v) in Environment) env[k] = v;
+        var wd = WorkingDirectory is null ? context.ManifestDirectory : context.ResolveSource(WorkingDirectory);
+        var result = await context.RunCommandAsync(new ExternalCommand
+        {
+            Program = spec.Program, Arguments = spec.ProgramArguments, WorkingDirectory = wd, Environment = env, Timeout = Timeout,
+        }).ConfigureAwait(false);
+        if (result.TimedOut)
+            throw new SafeDeployException("PhaseTimeout", ErrorKind.OperationTimeout, context.PhaseName,
+                $"Phase '{context.PhaseName}': {what} '{spec}' did not finish within {Timeout.TotalSeconds:0.#} s and was killed.",
+                "Raise the phase's run timeout, or find out why the command hangs (its output is in the phase log).");
+        if (result.ExitCode != 0)
+            throw new SafeDeployException("PhaseCommandFailed", ErrorKind.InvalidOperation, context.PhaseName,
+                $"Phase '{context.PhaseName}': {what} '{spec}' exited with code {result.ExitCode}.{Tail(result.StandardError)}",
+                "Read the phase's output (Output in the result, or the log file), fix the cause and deploy again.");
+    }
+
+    static string Tail(string stderr)
+    {
+        var t = stderr.Trim();
+        if (t.Length == 0) return "";
+        return " " + (t.Length > 400 ? "..." + t[^400..] : t);
+    }
+}

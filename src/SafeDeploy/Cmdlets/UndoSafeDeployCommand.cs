@@ -1,0 +1,36 @@
+using System.Management.Automation;
+using SafeDeploy.Engine.Deployment;
+using SafeDeploy.Internal;
+
+namespace SafeDeploy.Cmdlets;
+
+/// <summary>Rolls the latest successful run of a deployment back to the generation before it.</summary>
+[Cmdlet(VerbsCommon.Undo, "SafeDeploy", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(DeployResult))]
+public sealed class UndoSafeDeployCommand : SafeDeployCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string Name { get; set; } = "";
+
+    [Parameter(ValueFromPipelineByPropertyName = true)] [ValidateNotNullOrEmpty] public string? Id { get; set; }
+
+    [Parameter] [ValidateNotNullOrEmpty] public string? StateDirectory { get; set; }
+
+    [Parameter] [ValidateRange(0, int.MaxValue)] public int? LockTimeoutSec { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        try
+        {
+            var engine = new DeploymentEngine(DeployRunner.State(StateDirectory is null ? null : ResolvePath(StateDirectory), DirectReporter));
+            if (!ShouldProcess(Name, Id is null ? "Roll back the latest successful deployment" : $"Roll back run {Id}")) return;
+            var result = DeployRunner.Run(this, Cancellation, (reporter, invoker) =>
+                engine.Undo(Name, Id, reporter, invoker, LockTimeoutSec is { } s ? TimeSpan.FromSeconds(s) : null, Cancellation));
+            WriteObject(result);
+            if (result.Status != "Undone") WriteError(InvokeSafeDeployCommand.Failure(result));
+        }
+        catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { throw new PipelineStoppedException(); }
+        catch (Exception e) when (IsReportable(e)) { Fail(e, Name); }
+    }
+}
