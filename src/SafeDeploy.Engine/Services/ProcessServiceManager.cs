@@ -26,6 +26,8 @@ public sealed record ProcessServiceOptions
     public string? Root { get; init; }
     /// <summary>How long SIGTERM may take before SIGKILL.</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Send SIGKILL when SIGTERM was not enough within StopTimeout (false: the stop fails instead, and a deployment rolls back).</summary>
+    public bool Escalate { get; init; } = true;
     /// <summary>How long to wait for the pid file, and how long the new process must stay up to count as started.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public TimeSpan StartGrace { get; init; } = TimeSpan.FromMilliseconds(300);
@@ -71,6 +73,10 @@ public sealed class ProcessServiceManager(ProcessServiceOptions options) : IServ
         bool escalated = false;
         if (!await ProcessLiveness.WaitGoneAsync(pid, options.StopTimeout, cancellationToken).ConfigureAwait(false))
         {
+            if (!options.Escalate)
+                throw new SafeDeployException("ServiceStopTimeout", ErrorKind.OperationTimeout, options.PidFile,
+                    $"{Describe()}: pid {pid} still runs {options.StopTimeout.TotalSeconds:0.#} s after SIGTERM, and escalation is off.",
+                    "Find out why the service ignores SIGTERM, or allow escalation to SIGKILL (escalate: true).");
             escalated = true;
             reporter.Warning($"{Describe()}: pid {pid} ignored SIGTERM for {options.StopTimeout.TotalSeconds:0.#} s; sent SIGKILL.");
             Native.Kill(pid, 9);

@@ -19,20 +19,23 @@ public static class PreloadFile
     public const string SystemPath = "/etc/ld.so.preload";
 
     /// <summary>Ensures <paramref name="entry"/> has its own line. <paramref name="libraryOnDisk"/>: where the file is now (entry under -Root).</summary>
+    /// <paramref name="beforeChange"/> runs under the file's lock just before a change is written (given the current text,
+    /// null when the file does not exist): the place to journal a backup.
     public static PreloadEditResult Ensure(string preloadPath, string entry, string? libraryOnDisk = null, FileEditOptions? options = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, Action<string?>? beforeChange = null)
     {
         CheckLibrary(entry, libraryOnDisk ?? entry);
-        var r = LockedFileEditor.Edit(preloadPath, text => TextEdits.EnsureLine(text, entry), options, cancellationToken);
+        var r = LockedFileEditor.Edit(preloadPath, text => Notify(text, TextEdits.EnsureLine(text, entry), beforeChange), options, cancellationToken);
         return new PreloadEditResult(r.Path, entry, r.Changed, r.Created, r.PreviousContent, r.Diff);
     }
 
     /// <summary>Removes every line naming <paramref name="entry"/> (the file stays, even when empty, as the loader allows).</summary>
-    public static PreloadEditResult Remove(string preloadPath, string entry, FileEditOptions? options = null, CancellationToken cancellationToken = default)
+    public static PreloadEditResult Remove(string preloadPath, string entry, FileEditOptions? options = null, CancellationToken cancellationToken = default,
+        Action<string?>? beforeChange = null)
     {
         CheckEntrySyntax(entry);
         if (!File.Exists(preloadPath)) return new PreloadEditResult(Path.GetFullPath(preloadPath), entry, false, false, null, "");
-        var r = LockedFileEditor.Edit(preloadPath, text => RemoveEntry(text, entry), options, cancellationToken);
+        var r = LockedFileEditor.Edit(preloadPath, text => Notify(text, RemoveEntry(text, entry), beforeChange), options, cancellationToken);
         return new PreloadEditResult(r.Path, entry, r.Changed, false, r.PreviousContent, r.Diff);
     }
 
@@ -66,6 +69,12 @@ public static class PreloadFile
         var entries = Entries(System.Text.Encoding.UTF8.GetString(bytes))
             .Select(e => string.IsNullOrEmpty(root) || !e.StartsWith('/') ? e : Path.GetFullPath(Path.Join(root, e))).ToList();
         return entries.Count == 0 ? null : string.Join(':', entries);
+    }
+
+    static string Notify(string? before, string after, Action<string?>? beforeChange)
+    {
+        if (after != before) beforeChange?.Invoke(before);
+        return after;
     }
 
     static string RemoveEntry(string? text, string entry)
