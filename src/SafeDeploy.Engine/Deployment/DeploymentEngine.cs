@@ -110,7 +110,7 @@ public sealed class DeploymentEngine
 
     /// <summary>Rolls the latest successful run of <paramref name="name"/> (or run <paramref name="id"/>, which must be the latest) back.</summary>
     public DeployResult Undo(string name, string? id, IOperationReporter reporter, ScriptInvoker? scriptInvoker, TimeSpan? lockTimeout = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, bool unlessConfirmed = false)
     {
         var history = Store.History(name);
         if (history.Count == 0)
@@ -134,6 +134,15 @@ public sealed class DeploymentEngine
         }
         var clock = Stopwatch.StartNew();
         var records = Journal.Read(latest.JournalPath);
+        if (unlessConfirmed && (latest.Confirmed || File.Exists(Store.ConfirmMarker(name, latest.Id))))
+        {
+            reporter.Verbose($"Run '{latest.Id}' of '{name}' was confirmed; nothing undone.");
+            return new DeployResult
+            {
+                Name = name, Id = latest.Id, Status = "Succeeded", Generation = latest.Generation, Started = latest.Started, JournalPath = latest.JournalPath,
+                RecoveredRuns = recovered,
+            };
+        }
         using var journal = Journal.Append(latest.JournalPath);
         var run = Rebuild(records, journal, reporter, scriptInvoker);
         journal.Write("undo-start", new JsonObject { ["pid"] = Environment.ProcessId });
@@ -174,7 +183,7 @@ public sealed class DeploymentEngine
         foreach (var path in Store.Journals(name))
         {
             var records = Journal.Read(path);
-            if (records.Count == 0 || (string?)records[^1]["type"] == "end") continue;
+            if (!DeploymentStore.IsIncomplete(records)) continue;
             var id = (string?)records[0]["id"] ?? Path.GetFileNameWithoutExtension(path);
             bool wasUndo = records.Any(r => (string?)r["type"] == "undo-start");
             reporter.Warning($"Run '{id}' of deployment '{name}' did not finish (its process, pid {(int?)records[0]["pid"]}, died); rolling it back first.");

@@ -34,8 +34,7 @@ public sealed class DeploymentStore(StateDirectory state)
     {
         var records = Journal.Read(journalPath);
         var start = records.FirstOrDefault(r => (string?)r["type"] == "start");
-        var last = records.LastOrDefault();
-        var end = last is not null && (string?)last["type"] == "end" ? last : null;
+        var end = IsIncomplete(records) ? null : records.LastOrDefault(r => (string?)r["type"] == "end");
         var name = (string?)start?["name"] ?? Path.GetFileName(Path.GetDirectoryName(journalPath)!);
         string status;
         if (end is not null) status = (string?)end["status"] ?? "Unknown";
@@ -65,6 +64,17 @@ public sealed class DeploymentStore(StateDirectory state)
             Confirmed = records.Any(r => (string?)r["type"] == "confirmed"),
         };
     }
+
+    /// <summary>True when the journal's last start (of the run, or of an undo of it) has no end after it: its process died.</summary>
+    public static bool IsIncomplete(List<JsonObject> records)
+    {
+        int lastEnd = records.FindLastIndex(r => (string?)r["type"] == "end");
+        int lastBegin = records.FindLastIndex(r => (string?)r["type"] is "start" or "undo-start");
+        return records.Count > 0 && lastEnd < lastBegin;
+    }
+
+    /// <summary>The file whose existence confirms a try-mode run (written by Confirm-SafeDeploy, watched by the watchdog).</summary>
+    public string ConfirmMarker(string name, string runId) => Path.Combine(RunDirectory(name, runId), "confirmed");
 
     public IReadOnlyList<DeployHistoryEntry> History(string? name = null) => Journals(name).Select(Summarize).ToList();
 

@@ -124,6 +124,14 @@ public sealed partial class ManifestParser
             }
         }
 
+        // The run holds its deployment lock already: a phase waiting for the same lock file would wait for itself.
+        var effectiveLock = lockName ?? name;
+        if (effectiveLock is not null && phasesNode is YamlSequenceNode phaseSeq)
+            foreach (var pm in phaseSeq.Children.OfType<YamlMappingNode>())
+                if (Get(pm, "resources") is { } rn && reader.StringList(rn, "resources", null) is { } rs && rs.Contains(effectiveLock))
+                    reader.Problem(rn, "InvalidValue", $"Resource '{effectiveLock}' is the deployment's own lock, which the whole run already holds; use another resource name.",
+                        (Get(pm, "name") as YamlScalarNode)?.Value);
+
         // Phases with errors of their own still count as declared: their dependents get no second, misleading error.
         var declared = (phasesNode as YamlSequenceNode)?.Children.OfType<YamlMappingNode>()
             .Select(m => (Get(m, "name") as YamlScalarNode)?.Value).Where(n => n is not null).ToHashSet(StringComparer.Ordinal) ?? new HashSet<string?>();
@@ -141,7 +149,7 @@ public sealed partial class ManifestParser
         }
 
         if (reader.Problems.Any(p => p.Severity == ProblemSeverity.Error) || name is null)
-            return new ManifestParseResult(null, reader.Problems);
+            return new ManifestParseResult(null, Sorted(reader.Problems));
 
         foreach (var (a, b, path) in ManifestGraph.Races(phases))
         {
@@ -154,12 +162,15 @@ public sealed partial class ManifestParser
             Name = name, Lock = lockName ?? name, Description = description, Variables = variables, Phases = phases,
             File = Path.GetFullPath(file), Text = text, Warnings = reader.Problems.Where(p => p.Severity == ProblemSeverity.Warning).ToList(),
         };
-        return new ManifestParseResult(manifest, reader.Problems);
+        return new ManifestParseResult(manifest, Sorted(reader.Problems));
     }
+
+    static IReadOnlyList<ManifestProblem> Sorted(List<ManifestProblem> problems) =>
+        problems.OrderBy(p => p.Line).ThenBy(p => p.Column).ToList();
 
     PhaseDefinition? ParsePhase(ManifestReader reader, YamlMappingNode pm, int index, List<(string, string, YamlNode)> dependencyNodes)
     {
-        var name = Scalar(reader, pm, "name", required: true);
+        var name = Scalar(reader, pm, "name", required: true, phase: $"#{index}");
         var label = name ?? $"#{index}";
         if (name is not null && !NamePattern().IsMatch(name))
         {
@@ -228,8 +239,7 @@ public sealed partial class ManifestParser
         var n = Get(map, key);
         if (n is null)
         {
-            if (required) reader.Problem(map, "MissingKey", map.Children.ContainsKey(new YamlScalarNode("phases"))
-                ? $"The manifest needs '{key}'." : $"The phase needs '{key}'.", phase);
+            if (required) reader.Problem(map, "MissingKey", phase is null ? $"The manifest needs '{key}'." : $"Phase {phase} needs '{key}'.", phase);
             return null;
         }
         return reader.ScalarText(n, key, phase);

@@ -30,6 +30,8 @@ public sealed class InvokeSafeDeployCommand : SafeDeployCmdlet
 
     [Parameter] [ValidateRange(0, int.MaxValue)] public int? LockTimeoutSec { get; set; }
 
+    [Parameter] [ValidateRange(1, 86400)] public int? TrySeconds { get; set; }
+
     protected override void ProcessRecord()
     {
         var path = ResolvePath(Manifest);
@@ -40,7 +42,9 @@ public sealed class InvokeSafeDeployCommand : SafeDeployCmdlet
             var state = DeployRunner.State(StateDirectory is null ? null : ResolvePath(StateDirectory), DirectReporter);
             var engine = new DeploymentEngine(state);
             var manifest = engine.Parse(path, variables, root).GetOrThrow(path);
-            if (!ShouldProcess(manifest.Name, Plan(manifest, root))) return;
+            var plan = Plan(manifest, root) + (TrySeconds is { } t ? $"\n  then roll back after {t} s unless Confirm-SafeDeploy -Name {manifest.Name} is run" : "");
+            if (!ShouldProcess(manifest.Name, plan)) return;
+            var launch = TrySeconds is null ? null : Watchdog(StateDirectory is null ? null : ResolvePath(StateDirectory));
             var result = DeployRunner.Run(this, Cancellation, (reporter, invoker) => engine.Invoke(new DeployOptions
             {
                 ManifestPath = path, Variables = variables, Root = root, Phases = Phase, ThrottleLimit = ThrottleLimit,
@@ -48,11 +52,31 @@ public sealed class InvokeSafeDeployCommand : SafeDeployCmdlet
             }, Cancellation));
             if (Cancellation.IsCancellationRequested) throw new PipelineStoppedException();
             foreach (var r in result.RecoveredRuns) WriteWarning($"Rolled back run '{r}' of '{result.Name}', whose process had died, before deploying.");
+            if (result.Succeeded && TrySeconds is { } seconds)
+            {
+                result = result with { RollbackAt = TryMode.Arm(engine.Store, result, seconds, launch!) };
+                WriteWarning($"Try mode: '{result.Name}' is rolled back at {result.RollbackAt:u} unless you run Confirm-SafeDeploy -Name {result.Name} before.");
+            }
             WriteObject(result);
             if (!result.Succeeded) WriteError(Failure(result));
         }
         catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { throw new PipelineStoppedException(); }
         catch (Exception e) when (IsReportable(e)) { Fail(e, path); }
+    }
+
+    /// <summary>The PowerShell host the watchdog runs in: SAFEDEPLOY_HOST, this process when it is safedeploy or pwsh, else one on PATH.</summary>
+    WatchdogLaunch Watchdog(string? stateBase)
+    {
+        var host = Environment.GetEnvironmentVariable("SAFEDEPLOY_HOST") is { Length: > 0 } h ? h
+            : Environment.ProcessPath is { } self && System.IO.Path.GetFileName(self) is "safedeploy" or "pwsh" ? self
+            : Engine.Platform.ExternalCommand.Which("safedeploy") ?? Engine.Platform.ExternalCommand.Which("pwsh")
+              ?? throw new SafeDeployException("TryModeUnavailable", ErrorKind.NotInstalled, "safedeploy",
+                  "Try mode needs a PowerShell host for its watchdog (the safedeploy host or pwsh), and none was found.",
+                  "Put safedeploy or pwsh on PATH, or set SAFEDEPLOY_HOST to one.");
+        var module = MyInvocation.MyCommand.Module is { } m
+            ? (File.Exists(System.IO.Path.Combine(m.ModuleBase, "SafeDeploy.psd1")) ? System.IO.Path.Combine(m.ModuleBase, "SafeDeploy.psd1") : m.Path)
+            : "SafeDeploy";
+        return new WatchdogLaunch(host, module, stateBase);
     }
 
     internal static ErrorRecord Failure(DeployResult result)
@@ -65,7 +89,7 @@ public sealed class InvokeSafeDeployCommand : SafeDeployCmdlet
             _ => $"Deployment '{result.Name}' failed: {result.Error}",
         };
         var record = new ErrorRecord(new SafeDeployException(id, ErrorKind.InvalidOperation, result.Name, message), id,
-            result.Status == "RollbackFailed" ? ErrorCategory.InvalidResult : ErrorCategory.InvalidResult, result);
+            ErrorCategory.InvalidResult, result.Name);
         record.ErrorDetails = new ErrorDetails(message)
         {
             RecommendedAction = result.Status == "RollbackFailed"

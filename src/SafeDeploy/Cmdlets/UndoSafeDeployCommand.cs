@@ -19,6 +19,8 @@ public sealed class UndoSafeDeployCommand : SafeDeployCmdlet
 
     [Parameter] [ValidateRange(0, int.MaxValue)] public int? LockTimeoutSec { get; set; }
 
+    [Parameter] public SwitchParameter UnlessConfirmed { get; set; }
+
     protected override void ProcessRecord()
     {
         try
@@ -26,9 +28,9 @@ public sealed class UndoSafeDeployCommand : SafeDeployCmdlet
             var engine = new DeploymentEngine(DeployRunner.State(StateDirectory is null ? null : ResolvePath(StateDirectory), DirectReporter));
             if (!ShouldProcess(Name, Id is null ? "Roll back the latest successful deployment" : $"Roll back run {Id}")) return;
             var result = DeployRunner.Run(this, Cancellation, (reporter, invoker) =>
-                engine.Undo(Name, Id, reporter, invoker, LockTimeoutSec is { } s ? TimeSpan.FromSeconds(s) : null, Cancellation));
+                engine.Undo(Name, Id, reporter, invoker, LockTimeoutSec is { } s ? TimeSpan.FromSeconds(s) : null, Cancellation, UnlessConfirmed));
             WriteObject(result);
-            if (result.Status != "Undone") WriteError(InvokeSafeDeployCommand.Failure(result));
+            if (result.Status is not ("Undone" or "Succeeded")) WriteError(InvokeSafeDeployCommand.Failure(result));
         }
         catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { throw new PipelineStoppedException(); }
         catch (Exception e) when (IsReportable(e)) { Fail(e, Name); }

@@ -27,6 +27,7 @@ static class DeployRunner
                 try { done.SetResult(RunScript(request)); }
                 catch (Exception e) { done.SetException(e); }
             });
+            if (queue.IsAddingCompleted) done.TrySetException(new OperationCanceledException());
             return done.Task;
         };
         var task = Task.Factory.StartNew(() =>
@@ -34,8 +35,16 @@ static class DeployRunner
             try { return work(reporter, invoker); }
             finally { queue.CompleteAdding(); }
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        foreach (var a in queue.GetConsumingEnumerable()) a();
-        return task.GetAwaiter().GetResult();
+        bool stopped = false;
+        foreach (var a in queue.GetConsumingEnumerable())
+        {
+            // After Ctrl+C the pipeline refuses writes, but the engine is still rolling back: keep draining until it is done.
+            try { if (!stopped) a(); }
+            catch (PipelineStoppedException) { stopped = true; }
+        }
+        var result = task.GetAwaiter().GetResult();
+        if (stopped) throw new PipelineStoppedException();
+        return result;
     }
 
     static string RunScript(ScriptRequest request)

@@ -1,0 +1,66 @@
+using System.Collections;
+using System.Management.Automation;
+using SafeDeploy.Engine.Models;
+using SafeDeploy.Internal;
+
+namespace SafeDeploy.Cmdlets;
+
+/// <summary>Fetches a model into the shared cache exactly once across processes, verified, resumable and crash-safe.</summary>
+[Cmdlet(VerbsCommon.Get, "ModelLocked")]
+[OutputType(typeof(ModelFile))]
+public sealed class GetModelLockedCommand : SafeDeployCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("Url")]
+    [ValidateNotNullOrEmpty]
+    public string Uri { get; set; } = "";
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidatePattern("^[0-9A-Fa-f]{64}$")]
+    public string? Sha256 { get; set; }
+
+    [Parameter] [ValidateNotNullOrEmpty] public string? CacheDirectory { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)] [ValidateNotNullOrEmpty] public string? Name { get; set; }
+
+    [Parameter] public Hashtable? Headers { get; set; }
+
+    [Parameter] [ValidateRange(0, int.MaxValue)] public int? TimeoutSec { get; set; }
+
+    [Parameter] [ValidateRange(0.0, 1e6)] public double? MaxSizeGB { get; set; }
+
+    [Parameter] public SwitchParameter Force { get; set; }
+
+    [Parameter] public SwitchParameter Verify { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        // A relative path is the user's, resolved against the PowerShell location, not the process's.
+        var uri = Uri.Contains("://", StringComparison.Ordinal) ? Uri : ResolvePath(Uri);
+        var request = new ModelRequest
+        {
+            Uri = uri,
+            Sha256 = Sha256,
+            Name = Name,
+            Headers = (Headers ?? new Hashtable()).Cast<DictionaryEntry>()
+                .ToDictionary(e => Unwrap(e.Key)?.ToString() ?? "", e => Unwrap(e.Value)?.ToString() ?? ""),
+            LockTimeout = TimeoutSec is { } s ? TimeSpan.FromSeconds(s) : null,
+            Force = Force,
+            Verify = Verify,
+            MaxCacheBytes = MaxSizeGB is { } gb ? (long)(gb * (1L << 30)) : null,
+        };
+        // Provider paths are resolved here, on the pipeline thread; the engine runs on a worker.
+        var cacheDir = CacheDirectory is { } dir ? ResolvePath(dir) : null;
+        try
+        {
+            var result = RunEngine((reporter, token) =>
+            {
+                var cache = cacheDir is not null ? new ModelCache(cacheDir) : ModelCache.Default(reporter);
+                return new ModelFetcher(cache).GetAsync(request, reporter, token).GetAwaiter().GetResult();
+            });
+            WriteObject(result);
+        }
+        catch (Exception e) when (IsReportable(e)) { WriteError(ErrorMapper.ToRecord(e, Uri)); }
+    }
+
+}

@@ -1,0 +1,61 @@
+using System.Management.Automation;
+using SafeDeploy.Tests.Infrastructure;
+using Xunit;
+
+namespace SafeDeploy.Tests.Deployment;
+
+public class PhaseOptionsTests
+{
+    static Dictionary<string, PSObject> Phases(PsResult r) =>
+        ((System.Collections.IEnumerable)r.Prop(0, "Phases")!).Cast<object>().Select(PSObject.AsPSObject)
+            .ToDictionary(p => (string)p.Properties["Name"].Value, p => p);
+
+    [Fact]
+    public void OptionalPhaseFailure_SkipsItsDependents_ButTheDeploymentSucceeds()
+    {
+        using var box = new Sandbox();
+        var m = box.Write("deploy.yaml", """
+            name: optional
+            phases:
+              - name: gpu-tuning
+                continueOnError: true
+                run: exit 1
+              - name: after-tuning
+                dependsOn: gpu-tuning
+                run: "true"
+              - name: main
+                editFile: { path: /etc/main.conf, ensureLine: "on=1" }
+            """);
+        using var ps = new PsSession();
+        var r = ps.Run($"Invoke-SafeDeploy '{m}' -Root '{box.Root}' -StateDirectory '{box.State}'");
+        Assert.True(r.AllErrors.Count() == 0, r.Describe());
+        Assert.Equal("Succeeded", r.Prop(0, "Status"));
+        var phases = Phases(r);
+        Assert.Equal("Failed", phases["gpu-tuning"].Properties["Status"].Value);
+        Assert.Equal("Skipped", phases["after-tuning"].Properties["Status"].Value);
+        Assert.Equal("Succeeded", phases["main"].Properties["Status"].Value);
+        Assert.Contains(r.Warnings, w => w.Contains("gpu-tuning"));
+    }
+
+    [Fact]
+    public void PhaseTimeout_CancelsThePhase_AndTheRunIsRolledBack()
+    {
+        using var box = new Sandbox();
+        var m = box.Write("deploy.yaml", """
+            name: slow
+            phases:
+              - name: conf
+                editFile: { path: /etc/slow.conf, ensureLine: "on=1" }
+              - name: hang
+                dependsOn: conf
+                timeout: 1s
+                run: sleep 60
+            """);
+        using var ps = new PsSession();
+        var r = ps.Run($"Invoke-SafeDeploy '{m}' -Root '{box.Root}' -StateDirectory '{box.State}'");
+        Assert.Equal("RolledBack", r.Prop(0, "Status"));
+        Assert.Equal("TimedOut", Phases(r)["hang"].Properties["Status"].Value);
+        Assert.False(File.Exists(box.InRoot("/etc/slow.conf")));
+        Assert.False(Directory.Exists(box.InRoot("/etc")));
+    }
+}
