@@ -39,11 +39,13 @@ public sealed record ProcessServiceOptions
 /// </summary>
 public sealed class ProcessServiceManager(ProcessServiceOptions options) : IServiceManager
 {
-    // Runs in the detached session: records its own pid, detaches stdio, applies the preload to the service only
+    // Runs in the detached session: records its own pid, detaches stdio, closes every other descriptor it inherited (a
+    // deployer's pipes must not stay open for the life of the service; bash can close any number, sh only 3-9), applies the preload to the service only
     // (not to this shell), then becomes the service, so the recorded pid is the service's.
     const string Launcher = """
         echo $$ > "$1.tmp" && mv -f "$1.tmp" "$1" || exit 111
         exec >>"$2" 2>&1 </dev/null
+        if [ -n "$BASH_VERSION" ]; then for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi; done 2>/dev/null; fi
         shift 2
         if [ -n "$SAFEDEPLOY_LD_PRELOAD" ]; then LD_PRELOAD="$SAFEDEPLOY_LD_PRELOAD"; export LD_PRELOAD; fi
         unset SAFEDEPLOY_LD_PRELOAD
@@ -112,7 +114,7 @@ public sealed class ProcessServiceManager(ProcessServiceOptions options) : IServ
         var result = await new ExternalCommand
         {
             Program = setsid,
-            Arguments = ["--fork", "/bin/sh", "-c", Launcher, "safedeploy-service", Path.GetFullPath(options.PidFile), options.LogFile ?? "/dev/null", Path.GetFullPath(program), .. options.Command.Skip(1)],
+            Arguments = ["--fork", File.Exists("/bin/bash") ? "/bin/bash" : "/bin/sh", "-c", Launcher, "safedeploy-service", Path.GetFullPath(options.PidFile), options.LogFile ?? "/dev/null", Path.GetFullPath(program), .. options.Command.Skip(1)],
             WorkingDirectory = options.WorkingDirectory, Environment = env, Timeout = options.StartTimeout,
         }.RunAsync(cancellationToken).ConfigureAwait(false);
         if (!result.Succeeded)

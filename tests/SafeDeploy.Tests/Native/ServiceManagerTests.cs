@@ -20,6 +20,10 @@ public class ServiceManagerTests
         Assert.False(start.WasRunning);
         Assert.True(ProcessLiveness.IsAlive(pid));
         Assert.Equal(pid, SessionOf(pid)); // its own session: it survives the deployer and its terminal
+        // No descriptor of the deployer (its pipes) stays open in the service: only stdio (log, /dev/null) and its own socket.
+        var fds = Directory.GetFiles($"/proc/{pid}/fd").Select(f => new FileInfo(f).LinkTarget ?? "").ToList();
+        Assert.DoesNotContain(fds, t => t.StartsWith("pipe:"));
+        Assert.Contains(fds, t => t == box.LogFile);
         Assert.Equal(pid, (await manager.GetStatusAsync(default)).Pid);
 
         var health = await HealthProbe.RunAsync(new HealthProbeOptions { Url = box.HealthUrl, BodyPattern = "shim=1", Timeout = TimeSpan.FromSeconds(10) });

@@ -83,9 +83,23 @@ public sealed class ShimSandbox : IDisposable
         return $"{(int)r.StatusCode} {r.Content.ReadAsStringAsync().GetAwaiter().GetResult()}";
     }
 
+    /// <summary>Every sample-service process serving this sandbox's port, whoever started it (a deployment, a rollback, a test).</summary>
+    IEnumerable<int> ServiceProcesses()
+    {
+        foreach (var d in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(System.IO.Path.GetFileName(d), out var pid)) continue;
+            string[] argv;
+            try { argv = File.ReadAllText(System.IO.Path.Combine(d, "cmdline")).Split('\0'); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }
+            if (argv.Length >= 2 && argv[0] == ShimFixtures.Service && argv[1] == Port.ToString()) yield return pid;
+        }
+    }
+
     public void Dispose()
     {
         CurrentPid();
+        foreach (var pid in ServiceProcesses()) Track(pid);
         lock (pids)
             foreach (var pid in pids)
                 if (ProcessLiveness.IsAlive(pid) && File.Exists($"/proc/{pid}/cmdline") && File.ReadAllText($"/proc/{pid}/cmdline").Contains(ShimFixtures.Dir))
