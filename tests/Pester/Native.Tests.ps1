@@ -70,3 +70,60 @@ Describe 'Test-SharedLibrary' {
         $LASTEXITCODE | Should -Be 0
     }
 }
+
+Describe 'The shim deployment (examples/shim/deploy.yaml)' {
+    BeforeAll {
+        $script:sandbox = Join-Path ([IO.Path]::GetTempPath()) "sd-pester-deploy-$PID"
+        $script:root = Join-Path $sandbox 'root'
+        $script:state = Join-Path $sandbox 'state'
+        $script:manifest = "$repo/examples/shim/deploy.yaml"
+        $l = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0); $l.Start(); $script:port = $l.LocalEndpoint.Port; $l.Stop()
+        function script:Vars($version, $extra = @{}) {
+            $v = @{ version = $version; port = "$port"; build = "$sandbox/build"; serviceProgram = "$fixtures/service"; validateTimeout = '2s'; healthTimeout = '1500ms'; stopTimeout = '2s' }
+            foreach ($k in $extra.Keys) { $v[$k] = $extra[$k] }
+            $v
+        }
+        function script:Health { (Invoke-WebRequest "http://127.0.0.1:$port/health" -SkipHttpErrorCheck).Content }
+        $null = New-Item -ItemType Directory -Force $root
+        (Invoke-SafeDeploy $manifest -Root $root -StateDirectory $state -Variables (Vars 1)).Status | Should -Be 'Succeeded'
+    }
+    AfterAll {
+        $pidFile = "$root/run/shim-sample.pid"
+        if (Test-Path $pidFile) { Stop-Process -Id (Get-Content $pidFile) -Force -ErrorAction SilentlyContinue }
+        Remove-Item -Recurse -Force $sandbox -ErrorAction SilentlyContinue
+    }
+
+    It 'deploys a good shim: healthy, mapped, a new generation' {
+        $r = Invoke-SafeDeploy $manifest -Root $root -StateDirectory $state -Variables (Vars 2)
+        $r.Status | Should -Be 'Succeeded'
+        Health | Should -Match '^ok shim=2 '
+    }
+
+    It 'rolls a shim whose constructor crashes back at the validate phase' {
+        $before = [IO.File]::ReadAllBytes("$root/opt/shim/lib/libshim.so")
+        $r = Invoke-SafeDeploy $manifest -Root $root -StateDirectory $state -Variables (Vars 3 @{ shimDefines = '-DSHIM_CRASH_IN_CONSTRUCTOR' }) -ErrorAction SilentlyContinue
+        $r.Status | Should -Be 'RolledBack'
+        ($r.Phases | Where-Object Name -eq validate).Status | Should -Be 'Failed'
+        [IO.File]::ReadAllBytes("$root/opt/shim/lib/libshim.so") | Should -Be $before
+        Health | Should -Match '^ok shim=2 '
+    }
+
+    It 'rolls a shim that breaks the health check back, and the previous library serves again' {
+        $r = Invoke-SafeDeploy $manifest -Root $root -StateDirectory $state -Variables (Vars 4 @{ shimDefines = '-DSHIM_BREAK_UNAME' }) -ErrorAction SilentlyContinue
+        $r.Status | Should -Be 'RolledBack'
+        ($r.Phases | Where-Object Name -eq health).Status | Should -Be 'Failed'
+        Health | Should -Match '^ok shim=2 '
+    }
+
+    It 'changes nothing when the disk-space check fails' {
+        $r = Invoke-SafeDeploy $manifest -Root $root -StateDirectory $state -Variables (Vars 5 @{ minFree = '999999GB' }) -ErrorAction SilentlyContinue
+        $r.Status | Should -Be 'Failed'
+        Health | Should -Match '^ok shim=2 '
+    }
+
+    It 'brings the previous generation back with Undo-SafeDeploy' {
+        (Invoke-SafeDeploy $manifest -Root $root -StateDirectory $state -Variables (Vars 6)).Status | Should -Be 'Succeeded'
+        (Undo-SafeDeploy -Name shim -StateDirectory $state -Confirm:$false).Status | Should -Be 'Undone'
+        Health | Should -Match '^ok shim=2 '
+    }
+}
