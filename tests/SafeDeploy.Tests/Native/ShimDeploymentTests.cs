@@ -258,6 +258,30 @@ public class ShimDeploymentTests(DeployedShim shim)
         Assert.Equal("Succeeded", Status(shim.Deploy(shim.NextVersion())));
     }
 
+    [Fact]
+    public void TryMode_Unconfirmed_TheWatchdogPutsThePreviousShimBack_AfterTheDeployerIsGone()
+    {
+        var before = shim.Snapshot();
+        var previous = shim.CurrentVersion;
+        var version = shim.NextVersion();
+        var env = new Dictionary<string, string?>
+        {
+            ["M"] = DeployedShim.Manifest, ["R"] = shim.Box.Root, ["S"] = shim.State, ["V"] = version, ["P"] = shim.Box.Port.ToString(),
+            ["B"] = shim.Build, ["SP"] = ShimFixtures.Service,
+        };
+        var deployer = HostProcess.Run("Invoke-SafeDeploy -Manifest $env:M -Root $env:R -StateDirectory $env:S -TrySeconds 2 -Variables @{ version = $env:V; port = $env:P; build = $env:B; serviceProgram = $env:SP; validateTimeout = '2s'; healthTimeout = '1500ms'; stopTimeout = '2s' }", env);
+        Assert.True(deployer.ExitCode == 0, deployer.ToString());
+        shim.AssertServing(version); // deployed, on trial
+
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        string LastStatus() => (string)shim.Ps.Run("(Get-SafeDeployHistory -Name shim -StateDirectory $state)[-1].Status", ("state", shim.State)).Output[^1].BaseObject;
+        while (LastStatus() != "Undone" && DateTime.UtcNow < deadline) Thread.Sleep(250);
+        Assert.Equal("Undone", LastStatus());
+        shim.TrackPid();
+        Assert.Equal(before, shim.Snapshot());
+        shim.AssertServing(previous);
+    }
+
     /// <summary>Restarts the running sample service (outside any deployment) so that it ignores SIGTERM.</summary>
     int RestartIgnoringTerm() => Restart(ignoreTerm: true);
 
