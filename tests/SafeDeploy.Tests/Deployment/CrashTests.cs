@@ -102,4 +102,49 @@ public class CrashTests
         }
         finally { foreach (var b in boxes) b.Dispose(); }
     }
+
+    [Fact]
+    public void KillNineDuringTheRollback_AfterEachRollbackStep_TheNextRunFinishesIt()
+    {
+        // A deployment that fails at its last phase: its rollback is journaled too, and a crash inside it must not stick.
+        const string failing = Manifest + "\n  - name: boom\n    dependsOn: marker\n    run: exit 5\n";
+        using var reference = new Sandbox();
+        Arrange(reference);
+        var refManifest = reference.Write("deploy.yaml", failing);
+        using var ps = new PsSession();
+        var r = ps.Run(Invoke(refManifest, reference));
+        Assert.Equal("RolledBack", r.Prop(0, "Status"));
+        var lines = File.ReadAllLines(Assert.Single(Journals(reference)));
+        int first = Array.FindIndex(lines, l => l.Contains("\"type\":\"rollback-start\"")) + 1;
+        Assert.True(first > 0);
+        var points = Enumerable.Range(first, lines.Length - first).ToList(); // every record from rollback-start to the one before end
+
+        var boxes = points.Select(_ => new Sandbox()).ToList();
+        try
+        {
+            var manifests = boxes.Select(b => { Arrange(b); return b.Write("deploy.yaml", failing); }).ToList();
+            var initial = Sandbox.Describe(boxes[0].Snapshot());
+            for (int start = 0; start < boxes.Count; start += 4)
+            {
+                var batch = Enumerable.Range(start, Math.Min(4, boxes.Count - start)).ToList();
+                var procs = batch.Select(i => HostProcess.Start(Invoke(manifests[i], boxes[i]),
+                    new Dictionary<string, string?> { ["SAFEDEPLOY_TEST_CRASH_AFTER"] = points[i].ToString() })).ToList();
+                try
+                {
+                    foreach (var (i, p) in batch.Zip(procs))
+                        Assert.True(p.Wait(TimeSpan.FromMinutes(5)).ExitCode == 137, $"crash after rollback step {points[i]}");
+                }
+                finally { foreach (var p in procs) p.Dispose(); }
+            }
+            for (int i = 0; i < boxes.Count; i++)
+            {
+                var next = ps.Run(Invoke(manifests[i], boxes[i], "-Phase precheck"));
+                Assert.True(next.AllErrors.Count() == 0, $"step {points[i]}: {next.Describe()}");
+                Assert.True(initial == Sandbox.Describe(boxes[i].Snapshot()), $"crash after rollback step {points[i]}: sandbox differs\n{Sandbox.Describe(boxes[i].Snapshot())}");
+                var history = ps.Run($"Get-SafeDeployHistory crash -StateDirectory '{boxes[i].State}'");
+                Assert.Equal("RolledBack", history.Prop(0, "Status"));
+            }
+        }
+        finally { foreach (var b in boxes) b.Dispose(); }
+    }
 }

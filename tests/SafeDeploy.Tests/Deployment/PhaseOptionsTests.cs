@@ -58,4 +58,37 @@ public class PhaseOptionsTests
         Assert.False(File.Exists(box.InRoot("/etc/slow.conf")));
         Assert.False(Directory.Exists(box.InRoot("/etc")));
     }
+
+    [Fact]
+    public void AFailure_LetsRunningPhasesFinish_StartsNoNewOnes_ThenUndoesWhatRan()
+    {
+        using var box = new Sandbox();
+        var m = box.Write("deploy.yaml", $$"""
+            name: siblings
+            phases:
+              - name: slow
+                run:
+                  command: sleep 2; echo done >> '{{box["slow.log"]}}'
+                  undo: echo undone >> '{{box["slow.log"]}}'
+              - name: fails
+                run: exit 2
+              - name: never
+                dependsOn: fails
+                run: echo started >> '{{box["never.log"]}}'
+              - name: later
+                dependsOn: slow
+                run: echo started >> '{{box["later.log"]}}'
+            """);
+        using var ps = new PsSession();
+        var r = ps.Run($"Invoke-SafeDeploy '{m}' -Root '{box.Root}' -StateDirectory '{box.State}'");
+        Assert.Equal("RolledBack", r.Prop(0, "Status"));
+        var phases = Phases(r);
+        Assert.Equal("RolledBack", phases["slow"].Properties["Status"].Value);   // finished, then undone
+        Assert.Equal("Failed", phases["fails"].Properties["Status"].Value);
+        Assert.Equal("Skipped", phases["never"].Properties["Status"].Value);
+        Assert.Equal("Skipped", phases["later"].Properties["Status"].Value);    // its dependency succeeded, but no new phase starts
+        Assert.Equal("done\nundone\n", File.ReadAllText(box["slow.log"]));
+        Assert.False(File.Exists(box["never.log"]));
+        Assert.False(File.Exists(box["later.log"]));
+    }
 }
