@@ -11,5 +11,6 @@ static partial class BuiltInActions
         registry.Register("editFile", EditFileAction.Parse);
         registry.Register("script", ScriptAction.Parse);
         registry.Register("model", ModelAction.Parse);
+        NativeActions.Register(registry);
     }
 }
