@@ -65,7 +65,7 @@ sealed class ConsoleUi : PSHostUserInterface
     {
         lock (gate)
         {
-            long key = sourceId * 1_000_003 + record.ActivityId;
+            long key = record.ActivityId; // the same record can arrive from the host path and the stream path
             if (record.RecordType == ProgressRecordType.Completed)
             {
                 progressShown.Remove(key);
