@@ -156,12 +156,13 @@ public sealed class ModelsBench : IBenchmark
                 $m = Get-ModelLocked '{{url}}' -CacheDirectory '{{cache}}'
                 "SWARM|$([DateTime]::UtcNow.Ticks)|$($m.Source)|$($m.LockWait.TotalMilliseconds)"
                 """;
-            var psi = new ProcessStartInfo(Paths.Host) { RedirectStandardOutput = true };
+            var psi = new ProcessStartInfo(Paths.Host) { RedirectStandardOutput = true, RedirectStandardError = true };
             psi.ArgumentList.Add("-Command");
             psi.ArgumentList.Add(script);
             var p = Process.Start(psi)!;
             procs.Add(p);
             outputs.Add(p.StandardOutput.ReadToEndAsync());
+            _ = p.StandardError.ReadToEndAsync(); // progress bars of a non-terminal host
         }
         while (Directory.GetFiles(barrier, "ready.*").Length < n) Thread.Sleep(5);
         File.WriteAllText(Path.Combine(barrier, "go"), "");
