@@ -140,7 +140,7 @@ public sealed class ModelCache
             if (st is not null)
                 return new ModelCacheEntry
                 {
-                    Uri = meta.Uri, Path = file, Length = st.Size, Sha256 = meta.Sha256, LastUsed = meta.LastUsed, InUse = inUse,
+                    Uri = meta.Uri, Path = file, Length = st.Size, Sha256 = meta.Sha256, LastUsed = LastUsed(dir, meta), InUse = inUse,
                     State = "Ready", PartialLength = partialBytes, Directory = dir,
                 };
         }
@@ -153,6 +153,13 @@ public sealed class ModelCache
             LastUsed = partials.Max(p => new DateTimeOffset(p.LastWriteTimeUtc)), InUse = inUse, State = "Partial",
             PartialLength = partialBytes, Directory = dir,
         };
+    }
+
+    // A cached hit touches the sidecar instead of rewriting it, so the later of the two is the last use.
+    static DateTimeOffset LastUsed(string dir, ModelEntryMetadata meta)
+    {
+        var touched = Native.Stat(System.IO.Path.Combine(dir, ".entry.json"))?.LastWrite;
+        return touched is { } t && t > meta.LastUsed ? t : meta.LastUsed;
     }
 
     /// <summary>

@@ -71,28 +71,56 @@ public sealed class ModelFetcher
         SecureDirectory.Ensure(entry.Directory, 0x1ED);
         var display = ModelCache.DisplayUri(entry.Uri);
 
-        FileLock held;
-        try
+        var lockOptions = new LockOptions { Reporter = reporter, Purpose = $"Get-ModelLocked {display}" };
+        var held = FileLock.TryAcquire(entry.LockPath, lockOptions);
+        ModelFile? result = null;
+        var waited = TimeSpan.Zero;
+        if (held is null)
         {
-            held = FileLock.Acquire(entry.LockPath, new LockOptions
+            // Someone else is fetching. Wait for them with a shared lock: when the writer lets go, the kernel grants
+            // every shared waiter at once, so all of them check the landed file together instead of one by one
+            // through the exclusive lock. A writer can never hold the lock while any of them reads.
+            using (var reading = Lock(entry, lockOptions with { Shared = true, Timeout = Remaining(request.LockTimeout, clock) }, request.Uri, display, token))
             {
-                Timeout = request.LockTimeout, Reporter = reporter, Purpose = $"Get-ModelLocked {display}",
-            }, token);
+                waited = reading.WaitTime;
+                if (!request.Force && CheckCached(entry, expected, request.Verify, reporter, token) is { } cached)
+                {
+                    reporter.Verbose($"Got the cache entry of '{display}' after waiting {reading.WaitTime.TotalSeconds:0.###} s for {reading.WaitedFor?.Describe() ?? "another process"}.");
+                    result = CachedResult(entry, cached) with { LockWait = waited };
+                }
+            }
+            held = result is null ? Lock(entry, lockOptions with { Timeout = Remaining(request.LockTimeout, clock) }, request.Uri, display, token) : null;
         }
-        catch (SafeDeployException e) when (e.ErrorId == "LockTimeout")
+        if (held is not null)
         {
-            throw new SafeDeployException("LockTimeout", ErrorKind.ResourceBusy, request.Uri,
-                $"{e.Message} That lock guards the cache entry of '{display}'; its download goes on untouched.", e.RecommendedAction, e);
-        }
-        ModelFile result;
-        using (held)
-        {
-            if (held.WaitedFor is { } w) reporter.Verbose($"Got the cache entry of '{display}' after waiting {held.WaitTime.TotalSeconds:0.###} s for {w.Describe()}.");
-            result = await FetchLockedAsync(entry, source, expected, request, reporter, token).ConfigureAwait(false);
-            result = result with { LockWait = held.WaitTime };
+            using (held)
+            {
+                result = await FetchLockedAsync(entry, source, expected, request, reporter, token).ConfigureAwait(false);
+                result = result with { LockWait = waited + held.WaitTime };
+            }
         }
         if (request.MaxCacheBytes is { } max) cache.Evict(max, entry.Key, null, reporter);
-        return result with { Duration = clock.Elapsed };
+        return result! with { Duration = clock.Elapsed };
+    }
+
+    static TimeSpan? Remaining(TimeSpan? timeout, Stopwatch clock) =>
+        timeout is { } t ? (t - clock.Elapsed > TimeSpan.Zero ? t - clock.Elapsed : TimeSpan.Zero) : null;
+
+    static FileLock Lock(ModelEntryPaths entry, LockOptions options, string target, string display, CancellationToken token)
+    {
+        try { return FileLock.Acquire(entry.LockPath, options, token); }
+        catch (SafeDeployException e) when (e.ErrorId == "LockTimeout")
+        {
+            throw new SafeDeployException("LockTimeout", ErrorKind.ResourceBusy, target,
+                $"{e.Message} That lock guards the cache entry of '{display}'; its download goes on untouched.", e.RecommendedAction, e);
+        }
+    }
+
+    static ModelFile CachedResult(ModelEntryPaths entry, ModelEntryMetadata cached)
+    {
+        // Touching the sidecar records the use without a rewrite and an fsync, so a cached hit stays cheap.
+        File.SetLastWriteTimeUtc(entry.MetadataPath, DateTime.UtcNow);
+        return new ModelFile { Path = entry.FilePath, Uri = entry.Uri, Sha256 = cached.Sha256, Length = cached.Length, Source = ModelSource.Cached };
     }
 
     IModelSource CreateSource(string canonicalUri, IReadOnlyDictionary<string, string> headers, string target)
@@ -104,15 +132,8 @@ public sealed class ModelFetcher
     async Task<ModelFile> FetchLockedAsync(ModelEntryPaths entry, IModelSource source, string? expected, ModelRequest request,
         IOperationReporter reporter, CancellationToken token)
     {
-        var now = DateTimeOffset.UtcNow;
         if (!request.Force && CheckCached(entry, expected, request.Verify, reporter, token) is { } cached)
-        {
-            ModelCache.WriteMetadata(entry.MetadataPath, cached with { LastUsed = now });
-            return new ModelFile
-            {
-                Path = entry.FilePath, Uri = entry.Uri, Sha256 = cached.Sha256, Length = cached.Length, Source = ModelSource.Cached,
-            };
-        }
+            return CachedResult(entry, cached);
         var previous = ModelCache.ReadMetadata(entry.MetadataPath);
         var done = await DownloadAsync(entry, source, expected, request.Uri, reporter, token).ConfigureAwait(false);
         // A file cached under another -Name before is replaced by this one: do not leave it orphaned.

@@ -125,11 +125,11 @@ public sealed class ModelCmdletTests : IDisposable
         var entry = new ModelCache(Cache).PathsFor(server.Url("held.bin"));
         Directory.CreateDirectory(entry.Directory);
         using var held = FileLock.Acquire(entry.LockPath);
-        var r = ps.Run("Get-ModelLocked $u -CacheDirectory $cache -TimeoutSec 1", ("u", server.Url("held.bin")), ("cache", Cache));
+        var r = ps.Run("Get-ModelLocked $u -CacheDirectory $cache -TimeoutSec 1 -Verbose", ("u", server.Url("held.bin")), ("cache", Cache));
         var e = Assert.Single(r.AllErrors);
         AssertError(e, "LockTimeout", ErrorCategory.ResourceBusy, server.Url("held.bin"));
         Assert.Contains($"pid {Environment.ProcessId}", e.ToString());
-        Assert.Contains(r.Progress, p => p.StatusDescription.Contains($"waiting for pid {Environment.ProcessId}"));
+        Assert.Contains(r.Verbose, v => v.Contains($"held by pid {Environment.ProcessId}"));
     }
 
     [Fact]
