@@ -8,7 +8,8 @@ namespace SafeDeploy.Bench;
 /// Job status updates per second reaching a bare remote, with 1, 8 and 32 concurrent writer processes: Sync-JobStatus
 /// (through the safedeploy host) against the shell script such jobs use today (flock, git pull --rebase, git add, commit,
 /// push, retry). Same machine, a fresh bare remote (receive.denyNonFastForwards=true) and one shared clone per run.
-/// Process start-up is outside the timing: every writer waits on a barrier file.
+/// Process start-up is outside the timing: every writer waits on a barrier file (a Sync-JobStatus writer first makes one
+/// read and one -WhatIf call, so that PowerShell's and .NET's first-call compilation is start-up too, as bash's is).
 /// </summary>
 public sealed class JobStatusBench : IBenchmark
 {
@@ -94,6 +95,8 @@ public sealed class JobStatusBench : IBenchmark
                 procs.Add(method == "shell script"
                     ? Start("bash", ["-c", $"touch '{ready}'; exec bash '{script}' '{clone}' {job} {updates} '{go}'"])
                     : Start(Paths.Host, ["-Command", $$"""
+                        $null = Get-JobStatus -Repository '{{clone}}' -ErrorAction SilentlyContinue
+                        $null = Sync-JobStatus -Repository '{{clone}}' -JobName warm-up -Status running -WhatIf
                         [IO.File]::WriteAllText('{{ready}}', '')
                         while (-not [IO.File]::Exists('{{go}}')) { [Threading.Thread]::Sleep(2) }
                         foreach ($u in 1..{{updates}}) { $null = Sync-JobStatus -Repository '{{clone}}' -JobName {{job}} -Status running -Progress $u -Message "update $u" -Branch main }
