@@ -8,13 +8,15 @@ public sealed record ProcessInfo(int Pid, DateTimeOffset? StartTime, string Comm
 {
     static readonly Lazy<string> bootId = new(() => ReadTrimmed("/proc/sys/kernel/random/boot_id") ?? "");
     static readonly Lazy<DateTimeOffset> bootTime = new(ReadBootTime);
+    static readonly Lazy<ProcessInfo> current = new(() => Get(Environment.ProcessId) ?? new ProcessInfo(Environment.ProcessId, null, Environment.CommandLine));
 
     /// <summary>The kernel's boot id: a recorded pid from an earlier boot means nothing now.</summary>
     public static string BootId => bootId.Value;
 
     public static string HostName => Environment.MachineName;
 
-    public static ProcessInfo Current => Get(Environment.ProcessId) ?? new ProcessInfo(Environment.ProcessId, null, Environment.CommandLine);
+    /// <summary>This process: read from /proc once, since its pid, start time and command line never change.</summary>
+    public static ProcessInfo Current => current.Value;
 
     /// <summary>Reads /proc/&lt;pid&gt;; null when the process does not exist.</summary>
     public static ProcessInfo? Get(int pid)
