@@ -78,7 +78,7 @@ public sealed class EditLockedFileTests : IDisposable
     public void EnsureLine_ReplacesTheKeysLine_AndKeepsModeAndOwner()
     {
         var f = dir.Write("owned", "x=1\nprefix=/old\ny=2\n");
-        Process.Start("chown", ["65534:65534", f])!.WaitForExit();
+        Programs.Run("chown", "65534:65534", f);
         File.SetUnixFileMode(f, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
         var r = ps.Run("Edit-LockedFile -Path $f -EnsureLine 'prefix=/new' -Key 'prefix='", ("f", f));
         Assert.True(!r.AllErrors.Any(), r.Describe());
@@ -136,14 +136,6 @@ public sealed class EditLockedFileTests : IDisposable
         Assert.Equal(f, e.TargetObject);
     }
 
-    static string Stat(string f) => Run("stat", "-c", "%i", f);
-    static string StatOwner(string f) => Run("stat", "-c", "%u:%g", f);
-
-    static string Run(string program, params string[] args)
-    {
-        using var p = Process.Start(new ProcessStartInfo(program, args) { RedirectStandardOutput = true })!;
-        var s = p.StandardOutput.ReadToEnd().Trim();
-        p.WaitForExit();
-        return s;
-    }
+    static string Stat(string f) => Programs.Run("stat", "-c", "%i", f);
+    static string StatOwner(string f) => Programs.Run("stat", "-c", "%u:%g", f);
 }

@@ -15,12 +15,7 @@ public sealed class StateDirectoryTests : IDisposable
 
     static string Mode(string path) => Convert.ToString((int)File.GetUnixFileMode(path) & 0xFFF, 8);
 
-    static void Run(string program, params string[] args)
-    {
-        using var p = Process.Start(new ProcessStartInfo(program, args))!;
-        p.WaitForExit();
-        Assert.Equal(0, p.ExitCode);
-    }
+    static void Run(string program, params string[] args) => Programs.Run(program, args);
 
     [Fact]
     public void TwentyProcesses_OnAFreshHome_AllSucceed_WithTheSameResult_AndExplicitModes()
@@ -62,13 +57,7 @@ public sealed class StateDirectoryTests : IDisposable
         Assert.Equal("0", Owner(dir.Path)); // what existed before keeps its owner
     }
 
-    static string Owner(string path)
-    {
-        using var p = Process.Start(new ProcessStartInfo("stat", ["-c", "%u", path]) { RedirectStandardOutput = true })!;
-        var s = p.StandardOutput.ReadToEnd().Trim();
-        p.WaitForExit();
-        return s;
-    }
+    static string Owner(string path) => Programs.Run("stat", "-c", "%u", path);
 
     [Fact]
     public void AnUnknownOwner_IsObjectNotFound_AndCreatesNothing()
