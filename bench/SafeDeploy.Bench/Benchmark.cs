@@ -63,7 +63,39 @@ public static class Machine
 public static class Paths
 {
     public static readonly string Root = FindRoot();
+    /// <summary>The host's build output: PowerShell is JIT-compiled at every start.</summary>
     public static string Host => Path.Combine(Root, "src", "SafeDeploy.Host", "bin", "Release", "net10.0", "safedeploy");
+
+    /// <summary>
+    /// The host as README.md tells cron lines and batch jobs to run it: published with ReadyToRun into out/safedeploy
+    /// (once per benchmark run; it finds this checkout's module). SAFEDEPLOY_BENCH_HOST=build uses <see cref="Host"/>.
+    /// </summary>
+    public static string FastHost => Environment.GetEnvironmentVariable("SAFEDEPLOY_BENCH_HOST") == "build"
+        ? Host
+        : PublishReadyToRunHost(out var log) ?? throw new InvalidOperationException("dotnet publish of the host failed: " + log);
+
+    public static string FastHostKind => Environment.GetEnvironmentVariable("SAFEDEPLOY_BENCH_HOST") == "build"
+        ? "build output (src/SafeDeploy.Host/bin/Release; SAFEDEPLOY_BENCH_HOST=build)"
+        : "ReadyToRun publish (out/safedeploy, README.md's 'A faster host')";
+
+    static string? publishedHost;
+
+    /// <summary>Publishes the host with ReadyToRun into out/safedeploy (the README's fast-host command), once per run.</summary>
+    public static string? PublishReadyToRunHost(out string log)
+    {
+        log = "";
+        if (publishedHost is not null) return publishedHost;
+        var dir = Path.Combine(Root, "out", "safedeploy");
+        var psi = new ProcessStartInfo("dotnet", ["publish", Path.Combine(Root, "src", "SafeDeploy.Host"), "-c", "Release", "-r", "linux-x64",
+            "-p:PublishReadyToRun=true", "--self-contained", "false", "-o", dir, "--nologo", "-v", "q"]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        log = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        log += err.Result;
+        var exe = Path.Combine(dir, "safedeploy");
+        return publishedHost = p.ExitCode == 0 && File.Exists(exe) ? exe : null;
+    }
 
     static string FindRoot()
     {

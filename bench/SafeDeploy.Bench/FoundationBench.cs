@@ -106,7 +106,7 @@ public sealed class FoundationBench : IBenchmark
         var host = HandoffSeries(lockPath, hostN, monotonic: true, () => (Paths.Host, ["-NoProfile", "-Command", hostScript]));
         rows.Add(Row("host (build output, JIT): `safedeploy -Command \"Invoke-WithLock -Path FILE { [Diagnostics.Stopwatch]::GetTimestamp() }\"`", host));
         rows.Add(Row("the same, warm-up contended", HandoffSeries(lockPath, hostN, monotonic: true, () => (Paths.Host, ["-NoProfile", "-Command", hostScript]), warmPath)));
-        var r2r = PublishReadyToRunHost(out _);
+        var r2r = Paths.PublishReadyToRunHost(out _);
         if (r2r is not null)
         {
             rows.Add(Row("the same through the ReadyToRun host (`out/safedeploy`, section 4)",
@@ -298,7 +298,7 @@ public sealed class FoundationBench : IBenchmark
     static void ColdStart(Report report, string work)
     {
         report.Heading("4. Host cold start");
-        var r2r = PublishReadyToRunHost(out var publish) ?? "";
+        var r2r = Paths.PublishReadyToRunHost(out var publish) ?? "";
         bool haveR2r = r2r.Length > 0;
         if (!haveR2r) report.Line($"ReadyToRun publish failed:\n```\n{publish.Trim()}\n```\n");
 
@@ -371,20 +371,6 @@ public sealed class FoundationBench : IBenchmark
         report.Line("- **Not tried**: Native AOT (System.Management.Automation is not trimming/AOT compatible); a self-contained composite " +
                     "image (the shared framework is already ReadyToRun); ReadyToRun for the module's own net8.0 assemblies (built by the module " +
                     "project, which loads into any PowerShell 7.4+; a small share of the time).");
-    }
-
-    static string? publishedHost;
-
-    /// <summary>Publishes the host with ReadyToRun into out/safedeploy (the README's fast-host command), once per run.</summary>
-    static string? PublishReadyToRunHost(out string log)
-    {
-        log = "";
-        if (publishedHost is not null) return publishedHost;
-        var dir = Path.Combine(Paths.Root, "out", "safedeploy");
-        log = Sh("dotnet", "publish", Path.Combine(Paths.Root, "src", "SafeDeploy.Host"), "-c", "Release", "-r", "linux-x64",
-            "-p:PublishReadyToRun=true", "--self-contained", "false", "-o", dir, "--nologo", "-v", "q");
-        var exe = Path.Combine(dir, "safedeploy");
-        return publishedHost = File.Exists(exe) ? exe : null;
     }
 
     static (double WallMs, double CpuMs) TimeProcess(string program, string[] args, Dictionary<string, string> env, string work)

@@ -31,6 +31,9 @@ public static unsafe partial class Native
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int sys_fsync(int fd);
 
+    [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
+    private static partial int sys_fdatasync(int fd);
+
     [LibraryImport("libc", EntryPoint = "fchmod", SetLastError = true)]
     private static partial int sys_fchmod(int fd, uint mode);
 
@@ -125,6 +128,12 @@ public static unsafe partial class Native
     public static void Fsync(SafeHandle fd, string pathForErrors)
     {
         if (sys_fsync((int)fd.DangerousGetHandle()) != 0) throw Error("cannot fsync", pathForErrors);
+    }
+
+    /// <summary>fdatasync(2): the file's data (and the size needed to read it back) reach the disk.</summary>
+    public static void Fdatasync(SafeHandle fd, string pathForErrors)
+    {
+        if (sys_fdatasync((int)fd.DangerousGetHandle()) != 0) throw Error("cannot fdatasync", pathForErrors);
     }
 
     /// <summary>fsync a directory so that a rename inside it is durable; best effort where the filesystem refuses.</summary>
