@@ -93,6 +93,16 @@ public sealed class ModelCache
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException) { return null; }
     }
 
+    /// <summary>
+    /// Runs the sidecar's (de)serialisation once on a sample, so that its first real use, by a waiter the moment the
+    /// lock it waited for is released, does not first build the serialiser's metadata.
+    /// </summary>
+    internal static void PrepareMetadataCode()
+    {
+        var sample = new ModelEntryMetadata("file:///", "x", 0, "", null, null, false, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, 0);
+        _ = JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(sample, ModelJson.Default.ModelEntryMetadata), ModelJson.Default.ModelEntryMetadata);
+    }
+
     internal static PartialMetadata? ReadPartialMetadata(string path)
     {
         try { return JsonSerializer.Deserialize(File.ReadAllBytes(path), ModelJson.Default.PartialMetadata); }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.Net;
+using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using Microsoft.Win32.SafeHandles;
 using Polly;
@@ -80,6 +81,18 @@ public sealed class ModelFetcher
             // Someone else is fetching. Wait for them with a shared lock: when the writer lets go, the kernel grants
             // every shared waiter at once, so all of them check the landed file together instead of one by one
             // through the exclusive lock. A writer can never hold the lock while any of them reads.
+            // Meanwhile, the check the waiter makes on waking is run once (read-only, its answer ignored): the first
+            // run of that code compiles it, which would otherwise stand between the landing and every waiter's return.
+            _ = Task.Run(() =>
+            {
+                try
+                {
+                    ModelCache.PrepareMetadataCode();
+                    CheckCached(entry, expected, verify: false, NullReporter.Instance, CancellationToken.None);
+                }
+                catch (IOException) { }
+                catch (UnauthorizedAccessException) { }
+            }, CancellationToken.None);
             using (var reading = Lock(entry, lockOptions with { Shared = true, Timeout = Remaining(request.LockTimeout, clock) }, request.Uri, display, token))
             {
                 waited = reading.WaitTime;
@@ -431,19 +444,35 @@ public sealed class ModelFetcher
             using var stall = CancellationTokenSource.CreateLinkedTokenSource(token);
             while (true)
             {
-                int n;
-                stall.CancelAfter(options.StallTimeout);
-                try { n = await response.Body.ReadAsync(buffers[current].AsMemory(0, options.BufferSize), stall.Token).ConfigureAwait(false); }
-                catch (OperationCanceledException e) when (!token.IsCancellationRequested)
+                // Fill the buffer before handing it on: a socket read returns whatever has arrived (a few hundred KiB
+                // on loopback), and handing on each of those costs two thread-pool hops for little work. Whatever
+                // arrived before a failure (a dropped connection, Ctrl+C) is still written, so a resume starts after it.
+                int n = 0, got = 0;
+                Exception? failure = null;
+                do
                 {
-                    throw new TransientFetchException($"no data for {options.StallTimeout.TotalSeconds:0} s", e);
-                }
-                catch (Exception e) when (e is IOException or HttpRequestException)
-                {
-                    throw new TransientFetchException(e.Message, e);
-                }
+                    stall.CancelAfter(options.StallTimeout);
+                    try { got = await response.Body.ReadAsync(buffers[current].AsMemory(n, options.BufferSize - n), stall.Token).ConfigureAwait(false); }
+                    catch (OperationCanceledException e) when (!token.IsCancellationRequested)
+                    {
+                        failure = new TransientFetchException($"no data for {options.StallTimeout.TotalSeconds:0} s", e);
+                        break;
+                    }
+                    catch (OperationCanceledException e) { failure = e; break; }
+                    catch (Exception e) when (e is IOException or HttpRequestException)
+                    {
+                        failure = new TransientFetchException(e.Message, e);
+                        break;
+                    }
+                    n += got;
+                } while (got > 0 && n < options.BufferSize);
                 await pending.ConfigureAwait(false);
-                if (n == 0) { completed = true; break; }
+                if (n == 0)
+                {
+                    if (failure is not null) ExceptionDispatchInfo.Throw(failure);
+                    completed = true;
+                    break;
+                }
                 var buffer = buffers[current];
                 long offset = queued;
                 queued += n;
@@ -460,6 +489,7 @@ public sealed class ModelFetcher
                     partial.Transferred += n;
                 }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                 current ^= 1;
+                if (failure is not null) ExceptionDispatchInfo.Throw(failure); // after handing on what arrived
                 if (lastReport.ElapsedMilliseconds >= 250)
                 {
                     lastReport.Restart();
