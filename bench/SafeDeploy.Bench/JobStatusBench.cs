@@ -17,6 +17,7 @@ namespace SafeDeploy.Bench;
 public sealed class JobStatusBench : IBenchmark
 {
     public string Name => "jobstatus";
+    const int Runs = 3;
 
     const string ShellWriter = """
         #!/bin/bash
@@ -51,7 +52,10 @@ public sealed class JobStatusBench : IBenchmark
             int updates = writers switch { 1 => 20, 8 => 5, _ => 3 };
             foreach (var method in new[] { "shell script", "Sync-JobStatus" })
             {
-                var (elapsed, lost, commits) = RunCase(method, writers, updates);
+                // Median of three runs (by time); lost updates are summed over all three.
+                var runs = Enumerable.Range(0, Runs).Select(_ => RunCase(method, writers, updates)).OrderBy(r => r.Elapsed).ToList();
+                var (elapsed, _, commits) = runs[Runs / 2];
+                int lost = runs.Sum(r => r.Lost);
                 double rate = writers * updates / elapsed.TotalSeconds;
                 rates[(method, writers)] = rate;
                 rows.Add([method, writers.ToString(CultureInfo.InvariantCulture), (writers * updates).ToString(CultureInfo.InvariantCulture),
@@ -62,7 +66,7 @@ public sealed class JobStatusBench : IBenchmark
         }
         report.Heading("Updates per second reaching the remote");
         report.Line($"safedeploy host: {Paths.FastHostKind}.");
-        report.Line("Each writer is a separate OS process with its own job; it sends its updates one after another. Time runs from the barrier's release until the last writer's last update was confirmed on the remote (each writer notes that moment; process teardown is not counted), or until a cron-form flush of anything left queued has finished. 'Lost' counts jobs whose last update is not on the remote at the end.");
+        report.Line("Each writer is a separate OS process with its own job; it sends its updates one after another. Time runs from the barrier's release until the last writer's last update was confirmed on the remote (each writer notes that moment; process teardown is not counted), or until a cron-form flush of anything left queued has finished. Each case runs three times; the table shows the median run, and 'lost' counts, over all three runs, jobs whose last update is not on the remote at the end.");
         report.Line("");
         report.Table(["method", "writers", "updates", "seconds", "updates/s", "commits", "lost"], rows);
         foreach (var w in new[] { 1, 8, 32 })
