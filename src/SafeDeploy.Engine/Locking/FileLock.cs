@@ -122,7 +122,9 @@ public sealed class FileLock : IDisposable
         var gate = new object();
         bool abandoned = false;
         int result = -1;
-        using var done = new ManualResetEventSlim(false);
+        // No spinning: the lock is known to be held, and on a busy machine a spin (sched_yield) takes the core that the
+        // holder, or this process's own wake-up work, needs.
+        using var done = new ManualResetEventSlim(false, spinCount: 0);
         var waiter = new Thread(() =>
         {
             int rc = Native.Flock(fd, op);

@@ -1,5 +1,4 @@
 using System.Collections;
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Management.Automation;
 using SafeDeploy.Engine.Actions;
@@ -16,33 +15,28 @@ static class DeployRunner
 {
     public static T Run<T>(SafeDeployCmdlet cmdlet, CancellationToken token, Func<IOperationReporter, ScriptInvoker, T> work)
     {
-        using var queue = new BlockingCollection<Action>();
-        void Post(Action a) { try { queue.Add(a); } catch (InvalidOperationException) { } }
-        var reporter = new Reporter(cmdlet, Post);
-        ScriptInvoker invoker = (request, ct) =>
-        {
-            var done = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-            Post(() =>
-            {
-                try { done.SetResult(RunScript(request)); }
-                catch (Exception e) { done.SetException(e); }
-            });
-            if (queue.IsAddingCompleted) done.TrySetException(new OperationCanceledException());
-            return done.Task;
-        };
-        var task = Task.Factory.StartNew(() =>
-        {
-            try { return work(reporter, invoker); }
-            finally { queue.CompleteAdding(); }
-        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         bool stopped = false;
-        foreach (var a in queue.GetConsumingEnumerable())
+        var result = PipelineWorker.Run(post =>
+        {
+            var reporter = new Reporter(cmdlet, post);
+            ScriptInvoker invoker = (request, ct) =>
+            {
+                var done = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+                bool posted = post(() =>
+                {
+                    try { done.SetResult(RunScript(request)); }
+                    catch (Exception e) { done.SetException(e); }
+                });
+                if (!posted) done.TrySetException(new OperationCanceledException());
+                return done.Task;
+            };
+            return work(reporter, invoker);
+        }, a =>
         {
             // After Ctrl+C the pipeline refuses writes, but the engine is still rolling back: keep draining until it is done.
             try { if (!stopped) a(); }
             catch (PipelineStoppedException) { stopped = true; }
-        }
-        var result = task.GetAwaiter().GetResult();
+        });
         if (stopped) throw new PipelineStoppedException();
         return result;
     }
@@ -62,7 +56,7 @@ static class DeployRunner
         return string.Join("\n", output.Where(o => o is not null).Select(o => Convert.ToString(o.BaseObject, CultureInfo.InvariantCulture)));
     }
 
-    sealed class Reporter(SafeDeployCmdlet cmdlet, Action<Action> post) : IOperationReporter
+    sealed class Reporter(SafeDeployCmdlet cmdlet, Func<Action, bool> post) : IOperationReporter
     {
         public void Verbose(string message) => post(() => cmdlet.WriteVerbose(message));
         public void Warning(string message) => post(() => cmdlet.WriteWarning(message));

@@ -1,5 +1,4 @@
 using System.Collections;
-using System.Collections.Concurrent;
 using System.Management.Automation;
 using SafeDeploy.Engine.Errors;
 using SafeDeploy.Engine.Platform;
@@ -30,15 +29,7 @@ public abstract class SafeDeployCmdlet : PSCmdlet
     /// </summary>
     protected T RunEngine<T>(Func<IOperationReporter, CancellationToken, T> work)
     {
-        using var queue = new BlockingCollection<Action>();
-        var reporter = new QueuedReporter(this, queue);
-        var task = Task.Factory.StartNew(() =>
-        {
-            try { return work(reporter, Cancellation); }
-            finally { queue.CompleteAdding(); }
-        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        foreach (var write in queue.GetConsumingEnumerable()) write();
-        try { return task.GetAwaiter().GetResult(); }
+        try { return PipelineWorker.Run(post => work(new QueuedReporter(this, post), Cancellation), write => write()); }
         catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { throw new PipelineStoppedException(); }
     }
 
@@ -87,16 +78,12 @@ public abstract class SafeDeployCmdlet : PSCmdlet
         public void Progress(ProgressUpdate update) => cmdlet.WriteProgressUpdate(update);
     }
 
-    sealed class QueuedReporter(SafeDeployCmdlet cmdlet, BlockingCollection<Action> queue) : IOperationReporter
+    sealed class QueuedReporter(SafeDeployCmdlet cmdlet, Func<Action, bool> post) : IOperationReporter
     {
-        public void Verbose(string message) => Post(() => cmdlet.WriteVerbose(message));
-        public void Warning(string message) => Post(() => cmdlet.WriteWarning(message));
-        public void Progress(ProgressUpdate update) => Post(() => cmdlet.WriteProgressUpdate(update));
-
-        void Post(Action a)
-        {
-            try { queue.Add(a); } catch (InvalidOperationException) { } // completed: the work is over
-        }
+        // A message posted after the work is over is dropped: nobody is left to write it.
+        public void Verbose(string message) => post(() => cmdlet.WriteVerbose(message));
+        public void Warning(string message) => post(() => cmdlet.WriteWarning(message));
+        public void Progress(ProgressUpdate update) => post(() => cmdlet.WriteProgressUpdate(update));
     }
 }
 
