@@ -193,16 +193,20 @@ public sealed class FoundationBench : IBenchmark
         }
     }
 
-    static bool HasBlockedWaiter(ulong inode)
+    static bool HasBlockedWaiter(ulong inode) => BlockedWaiters(inode) > 0;
+
+    /// <summary>How many lock requests on the file with this inode are blocked (the `->` lines of /proc/locks).</summary>
+    public static int BlockedWaiters(ulong inode)
     {
         var suffix = ":" + inode.ToString(Inv);
+        int n = 0;
         foreach (var line in File.ReadLines("/proc/locks"))
         {
             if (!line.Contains("->")) continue;
             var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (fields.Any(f => f.EndsWith(suffix, StringComparison.Ordinal) && f.Count(c => c == ':') == 2)) return true;
+            if (fields.Any(f => f.EndsWith(suffix, StringComparison.Ordinal) && f.Count(c => c == ':') == 2)) n++;
         }
-        return false;
+        return n;
     }
 
     // ---- 3. Edit-LockedFile, 8 processes on one file ----------------------------------------------------------------

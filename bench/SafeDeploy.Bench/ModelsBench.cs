@@ -9,6 +9,8 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using SafeDeploy.Engine.Locking;
+using SafeDeploy.Engine.Platform;
 
 namespace SafeDeploy.Bench;
 
@@ -104,6 +106,79 @@ public sealed class ModelsBench : IBenchmark
         report.Line($"Median of {SwarmRuns} runs: {Stats.Ms(Stats.Median(landing))} (target < 50 ms); slowest run: {Stats.Ms(landing.Max())}; " +
                     $"{landing.Count(x => x < 50)} of {SwarmRuns} runs under 50 ms. The landing is the ctime the rename gave the final file; each waiter's " +
                     "time is taken in its script right after Get-ModelLocked returned (that expression is run once before, so its own first-call cost is not counted).");
+
+        WakeUpFloor(report, Url("swarm.bin"), Path.Combine(work, "swarm-0"));
+    }
+
+    /// <summary>
+    /// Seven waiters on the cached entry's lock, released together by this process: how long until the last one has
+    /// its answer, for Get-ModelLocked hosts and for the same wait done by flock(1). It shows the floor that waking seven
+    /// processes on this machine sets under the swarm's figure.
+    /// </summary>
+    static void WakeUpFloor(Report report, string url, string cache)
+    {
+        report.Heading("Waking 7 waiters: from the lock's release to the last waiter's answer, against flock(1)");
+        var lockPath = Directory.GetFiles(cache, ".entry.lock", SearchOption.AllDirectories).Single();
+        var kinds = new (string Name, Func<ProcessStartInfo> Start, Func<string, long> UnixNs)[]
+        {
+            ("safedeploy host: Get-ModelLocked of the cached model", () =>
+            {
+                var psi = new ProcessStartInfo(Paths.FastHost);
+                psi.ArgumentList.Add("-Command");
+                psi.ArgumentList.Add($"$null = [DateTime]::UtcNow.Ticks; $null = Get-ModelLocked '{url}' -CacheDirectory '{cache}'; [DateTime]::UtcNow.Ticks");
+                return psi;
+            }, o => (long.Parse(o, CultureInfo.InvariantCulture) - DateTime.UnixEpoch.Ticks) * 100),
+            ("`flock -s LOCK date +%s%N` (flock(1), then one exec)", () => new ProcessStartInfo("flock", ["-s", lockPath, "date", "+%s%N"]),
+                o => long.Parse(o, CultureInfo.InvariantCulture)),
+            ("`exec 9<LOCK; flock -s 9; echo $EPOCHREALTIME` (bash, flock(1), no exec after)", () =>
+                new ProcessStartInfo("bash", ["-c", $"exec 9<'{lockPath}'; flock -s 9; echo \"${{EPOCHREALTIME/./}}\""]),
+                o => long.Parse(o, CultureInfo.InvariantCulture) * 1000),
+        };
+        const int waiters = 7, runs = 9;
+        var rows = new List<string[]>();
+        foreach (var (name, start, unixNs) in kinds)
+        {
+            var last = new List<double>();
+            for (int r = 0; r < runs; r++)
+            {
+                var held = FileLock.Acquire(lockPath);
+                var procs = new List<(Process P, Task<string> Out)>();
+                try
+                {
+                    for (int i = 0; i < waiters; i++)
+                    {
+                        var psi = start();
+                        psi.RedirectStandardOutput = true;
+                        psi.RedirectStandardError = true;
+                        var p = Process.Start(psi)!;
+                        _ = p.StandardError.ReadToEndAsync();
+                        procs.Add((p, p.StandardOutput.ReadToEndAsync()));
+                    }
+                    var inode = Native.Stat(lockPath)!.Inode;
+                    var deadline = Stopwatch.StartNew();
+                    while (FoundationBench.BlockedWaiters(inode) < waiters)
+                    {
+                        if (deadline.Elapsed > TimeSpan.FromMinutes(1)) throw new TimeoutException($"{name}: the waiters never all blocked");
+                        Thread.Sleep(5);
+                    }
+                    Thread.Sleep(1000); // as in the swarm, every waiter has waited a while when the lock comes
+                }
+                finally
+                {
+                    long released = (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
+                    held.Dispose();
+                    foreach (var (p, _) in procs) { p.WaitForExit(); p.Dispose(); }
+                    if (procs.Count == waiters)
+                        last.Add(procs.Max(w => unixNs(w.Out.Result.Trim().Split('\n').Last().Trim()) - released) / 1e6);
+                }
+            }
+            last.Sort();
+            rows.Add([name, Stats.Ms(Stats.Median(last)), Stats.Ms(last.Max()), string.Join(", ", last.Select(x => x.ToString("0.0", CultureInfo.InvariantCulture)))]);
+        }
+        report.Table(["7 waiters, each", "median (9 runs)", "slowest", "all runs (ms, sorted)"], rows);
+        report.Line("The release is the time this process takes just before it unlocks. Every waiter prints the wall-clock time at which it " +
+                    "has its answer; for the hosts that is right after Get-ModelLocked returned the cached entry (checked, its use recorded). " +
+                    "flock(1) waiters only wake: the first row's exec of `date` is what any script pays to act on the lock.");
     }
 
     static byte[] Generate(int length, int seed)

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Reflection;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Win32.SafeHandles;
@@ -114,6 +116,32 @@ public sealed class FileLock : IDisposable
         }
     }
 
+    /// <summary>
+    /// Compiles what a waiter runs the moment the lock comes, so that the first run's compilation does not sit between
+    /// the release and the waiter's return. Call it from a background task while waiting.
+    /// </summary>
+    public static void PrepareWakeUp()
+    {
+        foreach (var method in WakeUpPath.Value) RuntimeHelpers.PrepareMethod(method.MethodHandle);
+    }
+
+    static readonly Lazy<MethodBase[]> WakeUpPath = new(() =>
+    [
+        typeof(FileLock).GetMethod(nameof(Finish), BindingFlags.NonPublic | BindingFlags.Static)!,
+        typeof(FileLock).GetConstructors(BindingFlags.NonPublic | BindingFlags.Instance).Single(),
+        typeof(FileLock).GetMethod(nameof(Dispose))!,
+        typeof(FileLock).GetProperty(nameof(WaitTime))!.GetMethod!,
+        typeof(FileLock).GetProperty(nameof(WaitedFor))!.GetMethod!,
+        typeof(LockOptions).GetProperty(nameof(LockOptions.VerifyPathIdentity))!.GetMethod!,
+        typeof(LockOptions).GetProperty(nameof(LockOptions.RecordHolder))!.GetMethod!,
+        typeof(LockOptions).GetProperty(nameof(LockOptions.Timeout))!.GetMethod!,
+    ]);
+
+    // A wait shorter than this shows no progress at all (no flicker on a terminal for a quick hand-off); a longer one
+    // shows "waiting for <holder>" from then on, which also runs the progress path once before the lock comes.
+    static readonly TimeSpan FirstProgressAfter = TimeSpan.FromMilliseconds(200);
+    static readonly TimeSpan ProgressEvery = TimeSpan.FromSeconds(1);
+
     // Blocks in flock(2) on a dedicated thread so that the kernel wakes us the instant the holder lets go. A timeout or
     // cancellation abandons that thread: it keeps the descriptor, and releases and closes it if the lock ever comes.
     static int WaitBlocking(string path, SafeFileHandle fd, int op, LockOptions options, Stopwatch clock, int activityId,
@@ -141,8 +169,9 @@ public sealed class FileLock : IDisposable
         var lastReport = TimeSpan.Zero;
         while (true)
         {
-            var remaining = options.Timeout is { } t ? t - clock.Elapsed : TimeSpan.FromSeconds(1);
-            var slice = remaining < TimeSpan.FromSeconds(1) ? remaining : TimeSpan.FromSeconds(1);
+            var step = lastReport == TimeSpan.Zero ? FirstProgressAfter : ProgressEvery;
+            var remaining = options.Timeout is { } t ? t - clock.Elapsed : step;
+            var slice = remaining < step ? remaining : step;
             bool signalled = slice > TimeSpan.Zero && WaitOne(done, slice, cancellationToken);
             if (signalled) return result;
 
@@ -161,7 +190,7 @@ public sealed class FileLock : IDisposable
                     $"Timed out after {options.Timeout!.Value.TotalSeconds:0.###} s waiting for lock '{path}', held by {(now.IsHeld ? now.Describe() : holder?.Describe() ?? "another process")}.",
                     "Wait for that process to finish, or raise -TimeoutSec. SafeDeploy never breaks a lock that a live process holds; it is released the moment its holder exits.");
             }
-            if (clock.Elapsed - lastReport >= TimeSpan.FromSeconds(1) || lastReport == TimeSpan.Zero)
+            if (lastReport == TimeSpan.Zero || clock.Elapsed - lastReport >= ProgressEvery)
             {
                 lastReport = clock.Elapsed;
                 var current = LockInspector.Inspect(path);

@@ -83,14 +83,17 @@ public sealed class ModelFetcher
             // Someone else is fetching. Wait for them with a shared lock: when the writer lets go, the kernel grants
             // every shared waiter at once, so all of them check the landed file together instead of one by one
             // through the exclusive lock. A writer can never hold the lock while any of them reads.
-            // Meanwhile, the check the waiter makes on waking is run once (read-only, its answer ignored): the first
-            // run of that code compiles it, which would otherwise stand between the landing and every waiter's return.
+            // Meanwhile, the check the waiter makes on waking is run once (read-only, its answer ignored), and the code
+            // that takes the lock and builds the result is compiled: the first run of that code compiles it, which would
+            // otherwise stand between the landing and every waiter's return.
             _ = Task.Run(() =>
             {
                 try
                 {
                     ModelCache.PrepareMetadataCode();
                     CheckCached(entry, expected, verify: false, NullReporter.Instance, CancellationToken.None);
+                    FileLock.PrepareWakeUp();
+                    _ = ResultFor(entry, "", 0) with { LockWait = TimeSpan.Zero, Duration = TimeSpan.Zero };
                 }
                 catch (IOException) { }
                 catch (UnauthorizedAccessException) { }
@@ -135,8 +138,11 @@ public sealed class ModelFetcher
     {
         // Touching the sidecar records the use without a rewrite and an fsync, so a cached hit stays cheap.
         File.SetLastWriteTimeUtc(entry.MetadataPath, DateTime.UtcNow);
-        return new ModelFile { Path = entry.FilePath, Uri = entry.Uri, Sha256 = cached.Sha256, Length = cached.Length, Source = ModelSource.Cached };
+        return ResultFor(entry, cached.Sha256, cached.Length);
     }
+
+    static ModelFile ResultFor(ModelEntryPaths entry, string sha256, long length) =>
+        new() { Path = entry.FilePath, Uri = entry.Uri, Sha256 = sha256, Length = length, Source = ModelSource.Cached };
 
     IModelSource CreateSource(string canonicalUri, IReadOnlyDictionary<string, string> headers, string target)
     {

@@ -25,6 +25,19 @@ public sealed class LockTests : IDisposable
     }
 
     [Fact]
+    public void AWaitShorterThanASecond_ShowsWhoItWaitsFor_AndEndsItsProgress()
+    {
+        var file = dir["short.lock"];
+        var reporter = new Models.RecordingReporter();
+        using var holder = new FlockHolder(file, 0.7); // the wait cannot outlast flock(1)'s 0.7 s
+        using (FileLock.Acquire(file, new LockOptions { Reporter = reporter }))
+            Assert.Equal(75, FlockHolder.TryOnce(file)); // ours now: flock(1) is kept out
+        var progress = reporter.Lines.Where(l => l.StartsWith("P: Waiting for lock", StringComparison.Ordinal)).ToList();
+        Assert.Contains(progress, l => l.Contains($"waiting for pid {holder.Pid}", StringComparison.Ordinal));
+        Assert.Contains(progress, l => l.Contains("acquired", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void FlockProgram_IsKeptOutWhileInvokeWithLockHolds_AndGetsInAfter()
     {
         var file = dir["y.lock"];
