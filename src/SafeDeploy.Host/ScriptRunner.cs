@@ -34,8 +34,9 @@ static class ScriptRunner
         ps.Runspace = runspace;
         if (isFile)
         {
-            var command = new Command(Path.GetFullPath(options.File!), isScript: false, useLocalScope: false);
-            foreach (var p in ScriptArguments.Bind(options.ScriptArgs)) command.Parameters.Add(p);
+            var path = Path.GetFullPath(options.File!);
+            var command = new Command(path, isScript: false, useLocalScope: false);
+            foreach (var p in ScriptArguments.Bind(options.ScriptArgs, ScriptArguments.SwitchesOf(runspace, path))) command.Parameters.Add(p);
             ps.Commands.AddCommand(command);
         }
         // pwsh -Command exits 1 when the last statement failed: the script records $? after its last statement.
@@ -82,10 +83,32 @@ static class ScriptRunner
     }
 }
 
-/// <summary>pwsh -File's argument binding: `-Name value` binds a parameter, `-Switch` a switch, `-Name:value` both; the rest are positional.</summary>
+/// <summary>
+/// pwsh -File's argument binding: `-Name value` binds a parameter, a switch of the script's param block binds alone (the
+/// next word stays positional), `-Name:value` binds both; the rest are positional. Names may be abbreviated or aliases.
+/// </summary>
 static class ScriptArguments
 {
-    public static IEnumerable<CommandParameter> Bind(IReadOnlyList<string> args)
+    /// <summary>Every name (parameter, alias) of the script's parameters, and whether it is a switch; empty when it cannot be read.</summary>
+    public static IReadOnlyDictionary<string, bool> SwitchesOf(Runspace runspace, string path)
+    {
+        var names = new Dictionary<string, bool>(StringComparer.OrdinalIgnoreCase);
+        try
+        {
+            using var ps = PowerShell.Create();
+            ps.Runspace = runspace;
+            if (ps.AddCommand("Get-Command").AddParameter("Name", path).Invoke<CommandInfo>().FirstOrDefault() is { } info)
+                foreach (var (name, meta) in info.Parameters)
+                {
+                    names[name] = meta.SwitchParameter;
+                    foreach (var alias in meta.Aliases) names[alias] = meta.SwitchParameter;
+                }
+        }
+        catch (RuntimeException) { } // a script that does not parse: its error comes when it runs
+        return names;
+    }
+
+    public static IEnumerable<CommandParameter> Bind(IReadOnlyList<string> args, IReadOnlyDictionary<string, bool> switches)
     {
         for (int i = 0; i < args.Count; i++)
         {
@@ -93,9 +116,12 @@ static class ScriptArguments
             if (!IsParameterName(a)) { yield return new CommandParameter(null, a); continue; }
             int colon = a.IndexOf(':');
             if (colon > 0) { yield return new CommandParameter(a[1..colon], ColonValue(a[(colon + 1)..])); continue; }
-            // A name followed by a value binds them together; a name alone (or before another name) is a switch.
-            if (i + 1 < args.Count && !IsParameterName(args[i + 1])) yield return new CommandParameter(a[1..], args[++i]);
-            else yield return new CommandParameter(a[1..], true);
+            var name = a[1..];
+            bool? isSwitch = switches.TryGetValue(name, out var exact) ? exact
+                : switches.Where(kv => kv.Key.StartsWith(name, StringComparison.OrdinalIgnoreCase)).Select(kv => kv.Value).Distinct().ToList() is [var only] ? only : null;
+            bool takesValue = isSwitch is false || (isSwitch is null && i + 1 < args.Count && !IsParameterName(args[i + 1]));
+            if (takesValue && i + 1 < args.Count) yield return new CommandParameter(name, args[++i]);
+            else yield return new CommandParameter(name, true);
         }
     }
 

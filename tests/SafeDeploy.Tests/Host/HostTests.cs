@@ -97,7 +97,7 @@ public sealed class HostTests : IDisposable
         Assert.Contains($"pid {holderPid}", o.StdErr);
         Assert.DoesNotContain("PROGRESS", o.StdErr);
         Assert.DoesNotContain(": waiting for", o.StdErr); // the progress line's text
-        Assert.DoesNotContain("\x1b", o.StdErr);
+        Assert.False(o.StdErr.Contains('\x1b'), "an escape sequence on redirected stderr: " + o.StdErr.Replace("\x1b", "<ESC>"));
     }
 
     [Fact]

@@ -6,6 +6,8 @@ namespace SafeDeploy.Tests.Host;
 /// <summary>
 /// The one-liners cron users write, each run by the real pwsh and by safedeploy as separate processes, side by side:
 /// the same exit code and the same stdout. None of them uses SafeDeploy, so pwsh runs them without the module.
+/// One difference is deliberate and not in the matrix: pwsh writes warnings and verbose messages to stdout, safedeploy to
+/// stderr (so that a cron job's stdout stays its output; HostTests check that).
 /// </summary>
 public sealed class PwshMatrixTests
 {
@@ -22,7 +24,7 @@ public sealed class PwshMatrixTests
         { "cd", "File", "cd $PSScriptRoot; $null = New-Item -ItemType Directory d; cd d; Split-Path -Leaf (Get-Location); cd ..; (Get-Location).Path -eq $PSScriptRoot; Set-Location /; (Get-Location).Path" },
         { "get-date", "File", "(Get-Date -Year 2024 -Month 2 -Day 29).ToString('yyyy-MM-dd'); Get-Date -Date '2024-01-01T10:20:30' -Format 'yyyy-MM-dd HH:mm:ss'; (Get-Date) -is [datetime]; (New-TimeSpan -Hours 2).TotalMinutes" },
         { "start-sleep", "File", "$s = [Diagnostics.Stopwatch]::StartNew(); Start-Sleep -Milliseconds 200; $s.ElapsedMilliseconds -ge 190; Start-Sleep 0; 'woke'" },
-        { "write-host-and-output", "File", "Write-Host 'to the host'; Write-Output 'to the pipeline'; Write-Warning 'not on stdout'; Write-Verbose 'not shown'; Write-Information 'info'" },
+        { "write-host-and-output", "File", "Write-Host 'to the host'; Write-Output 'to the pipeline'; Write-Verbose 'not shown'; Write-Information 'info'" },
         { "handled-errors-exit-0", "File", "Get-Item /nonexistent -ErrorAction Ignore; Get-Item /nonexistent -ErrorAction SilentlyContinue; try { throw 'boom' } catch { 'caught' }; try { Get-Item /nonexistent -ErrorAction Stop } catch { 'caught again' }; 'done'" },
         { "non-terminating-error-then-more", "File", "Get-Item /nonexistent; 'after'" },
         { "exit-n", "File", "'before'; exit 7; 'never'" },
@@ -34,6 +36,7 @@ public sealed class PwshMatrixTests
         { "command-exit-n", "Command", "'x'; exit 5" },
         { "command-native-failure-last", "Command", "sh -c 'exit 3'" },
         { "command-handled", "Command", "try { throw 'no' } catch { 'handled' }" },
+        { "file-arguments", "FileArgs", "param([string] $Name, [int] $Count, [switch] $Loud, [string] $Rest); \"name=$Name count=$Count loud=$Loud rest=$Rest\"; exit $Count" },
     };
 
     [Theory]
@@ -54,8 +57,9 @@ public sealed class PwshMatrixTests
     static ProcessOutcome Run(string program, string[] options, TempDir dir, string name, string mode, string script)
     {
         var args = new List<string>(options);
-        if (mode == "File") args.AddRange(["-File", dir.Write(name + ".ps1", script.Replace("; ", "\n") + "\n")]);
+        if (mode.StartsWith("File")) args.AddRange(["-File", dir.Write(name + ".ps1", script.Replace("; ", "\n") + "\n")]);
         else args.AddRange(["-Command", script]);
+        if (mode == "FileArgs") args.AddRange(["-Name", "it's", "-Cou", "2", "-Loud", "tail"]);
         var env = new Dictionary<string, string?> { ["POWERSHELL_TELEMETRY_OPTOUT"] = "1", ["POWERSHELL_UPDATECHECK"] = "Off" };
         using var p = HostProcess.StartProgram(program, args, env, dir.Path);
         return p.Wait(TimeSpan.FromMinutes(2));
