@@ -1,13 +1,13 @@
 @{
-    # After `dotnet build`, this checkout is an importable module: Import-Module ./SafeDeploy.psd1
-    RootModule           = 'module/SafeDeploy.dll'
+    # After one `dotnet build` (assemblies in the ignored bin/), this checkout is an importable module: Import-Module ./SafeDeploy.psd1
+    RootModule           = 'bin/SafeDeploy.dll'
     ModuleVersion        = '0.1.0'
     GUID                 = '5b0f3c6e-2d8a-4f57-9a3e-6c1d7e2b9f40'
     Author               = 'SafeDeploy contributors'
     CompanyName          = 'SafeDeploy'
     Copyright            = '(c) SafeDeploy contributors. MIT License.'
     Description          = 'Race-safe and crash-safe building blocks for scripts that set up and run Linux GPU and HPC machines: kernel locks, atomic edits, a locked model cache, lossless job-status sync and journaled deployments with rollback.'
-    PowerShellVersion    = '7.4'
+    PowerShellVersion    = '7.6'
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @(
         'module/Foundation.format.ps1xml'
@@ -41,9 +41,7 @@
     PrivateData          = @{
         PSData = @{
             Tags         = @('Linux', 'Deployment', 'Locking', 'flock', 'GPU', 'HPC', 'Rollback', 'Atomic', 'PSEdition_Core')
-            # PLACEHOLDER: set the real URIs before publishing to a gallery.
-            LicenseUri   = 'https://example.invalid/safedeploy/LICENSE'
-            ProjectUri   = 'https://example.invalid/safedeploy'
+            # The license travels in the package (LICENSE beside this manifest).
             ReleaseNotes = 'See README.md.'
         }
     }

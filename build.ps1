@@ -1,18 +1,25 @@
-#Requires -Version 7.4
+#Requires -Version 7.6
 <#
 .SYNOPSIS
     Builds, tests and packages SafeDeploy (for users who have pwsh; without it, use dotnet directly — see README.md).
 .EXAMPLE
     ./build.ps1; Import-Module ./SafeDeploy.psd1
 .EXAMPLE
-    ./build.ps1 -Task Package   # stages out/SafeDeploy/<version>/ for Publish-Module
+    ./build.ps1 -Task Test      # the xunit tests, then the Pester suites in this pwsh
+.EXAMPLE
+    ./build.ps1 -Task Package   # out/SafeDeploy/<version>/ for Publish-PSResource, and out/safedeploy/<rid>/safedeploy (one file)
 #>
 [CmdletBinding()]
 param(
     [ValidateSet('Build', 'Test', 'Package')]
     [string] $Task = 'Build',
     [ValidateSet('Debug', 'Release')]
-    [string] $Configuration = 'Release'
+    [string] $Configuration = 'Release',
+    # Runtimes of the single-file safedeploy (Package).
+    [ValidateSet('linux-x64', 'linux-arm64')]
+    [string[]] $Runtime = @('linux-x64', 'linux-arm64'),
+    # Package what the last build produced (CI runs the tests, which build, first).
+    [switch] $NoBuild
 )
 $ErrorActionPreference = 'Stop'
 Set-Location $PSScriptRoot
@@ -22,28 +29,53 @@ function Invoke-Build {
     if ($LASTEXITCODE) { throw "dotnet build failed ($LASTEXITCODE)" }
 }
 
+# The module as users install it: the manifest, LICENSE, README, bin/ (assemblies), module/ (format views), en-US/ (help).
+function New-ModuleStage {
+    $version = (Import-PowerShellDataFile ./SafeDeploy.psd1).ModuleVersion
+    $target = Join-Path $PSScriptRoot "out/SafeDeploy/$version"
+    if (Test-Path $target) { Remove-Item $target -Recurse -Force }
+    New-Item -ItemType Directory -Path $target, "$target/module" | Out-Null
+    Copy-Item SafeDeploy.psd1, LICENSE, README.md -Destination $target
+    Copy-Item bin -Destination $target -Recurse
+    Copy-Item module/*.format.ps1xml -Destination "$target/module"
+    Copy-Item en-US -Destination $target -Recurse
+    Get-ChildItem $target -Recurse -Include *.pdb | Remove-Item
+    Test-ModuleManifest (Join-Path $target 'SafeDeploy.psd1') | Out-Null
+    $target
+}
+
+# One self-contained file per runtime that needs neither .NET nor pwsh, with the staged module inside it.
+function New-SingleFileHost([string] $Stage, [string] $Rid) {
+    $zip = Join-Path $PSScriptRoot 'out/SafeDeploy.Module.zip'
+    if (Test-Path $zip) { Remove-Item $zip }
+    Compress-Archive -Path (Join-Path $Stage '*') -DestinationPath $zip
+    $out = Join-Path $PSScriptRoot "out/safedeploy/$Rid"
+    dotnet publish src/SafeDeploy.Host -c Release -r $Rid --self-contained true -p:PublishSingleFile=true `
+        -p:IncludeNativeLibrariesForSelfExtract=true -p:PublishReadyToRun=true "-p:EmbedModuleZip=$zip" -o $out
+    if ($LASTEXITCODE) { throw "dotnet publish of the single-file host for $Rid failed ($LASTEXITCODE)" }
+    Get-ChildItem $out -Exclude safedeploy | Remove-Item -Recurse -Force
+    Get-Item (Join-Path $out 'safedeploy')
+}
+
 switch ($Task) {
     'Build' { Invoke-Build }
     'Test' {
         dotnet test SafeDeploy.slnx -c $Configuration
         if ($LASTEXITCODE) { throw "tests failed ($LASTEXITCODE)" }
         if (Get-Module -ListAvailable Pester | Where-Object Version -ge '5.0') {
-            Invoke-Pester -Path tests/Pester -Output Detailed -CI
+            $result = Invoke-Pester -Path tests/Pester -Output Detailed -PassThru
+            if ($result.FailedCount -or $result.FailedBlocksCount -or $result.FailedContainersCount) { throw 'Pester suites failed' }
         } else {
-            Write-Warning 'Pester 5 is not installed; skipped tests/Pester (Install-Module Pester -MinimumVersion 5.0).'
+            Write-Warning 'Pester 5 is not installed; skipped tests/Pester (Install-PSResource Pester -Version 5.9.1, or see .ci/run).'
         }
     }
     'Package' {
-        Invoke-Build
-        $version = (Import-PowerShellDataFile ./SafeDeploy.psd1).ModuleVersion
-        $target = Join-Path $PSScriptRoot "out/SafeDeploy/$version"
-        if (Test-Path $target) { Remove-Item $target -Recurse -Force }
-        New-Item -ItemType Directory -Path $target | Out-Null
-        Copy-Item SafeDeploy.psd1, README.md -Destination $target
-        Copy-Item module -Destination $target -Recurse
-        Copy-Item en-US -Destination $target -Recurse
-        Get-ChildItem $target -Recurse -Include *.pdb | Remove-Item
-        Test-ModuleManifest (Join-Path $target 'SafeDeploy.psd1') | Out-Null
-        Write-Host "Staged $target — publish with: Publish-Module -Path '$target' -NuGetApiKey <key>"
+        if (-not $NoBuild) { Invoke-Build }
+        $stage = New-ModuleStage
+        Write-Host "Staged $stage — publish with: Publish-PSResource -Path '$stage' -Repository <name> [-ApiKey <key>]"
+        foreach ($rid in $Runtime) {
+            $file = New-SingleFileHost $stage $rid
+            Write-Host ("Built {0} ({1:N1} MiB): one file for {2} machines with neither .NET nor pwsh" -f $file.FullName, ($file.Length / 1MB), $rid)
+        }
     }
 }

@@ -1,6 +1,6 @@
 # A tour of the locking cmdlets through the embedded host: state directories, a kernel lock, a locked edit.
 # Everything happens under a sandbox in /tmp; nothing else on the machine is touched.
-# (Written for the host's Core-only PowerShell: .NET calls instead of Join-Path and friends.)
+# (Runs in pwsh and in the safedeploy host alike.)
 param([string] $Sandbox = [IO.Path]::Combine([IO.Path]::GetTempPath(), "safedeploy-quickstart-$PID"))
 
 $state = Initialize-StateDirectory -Name quickstart -Path $Sandbox

@@ -27,15 +27,12 @@ sealed class ConsoleUi : PSHostUserInterface
     readonly TextWriter stdout = Console.Out;
     readonly TextWriter stderr = Console.Error;
     readonly bool stderrIsTerminal = !Console.IsErrorRedirected;
-    readonly Dictionary<long, (string Text, DateTime At)> progressShown = new();
     readonly object gate = new();
     bool progressLineOpen;
 
     public ConsoleUi() => RawUI = new ConsoleRawUi();
 
     public override PSHostRawUserInterface RawUI { get; }
-    public bool SawError { get; private set; }
-
     static readonly System.Text.RegularExpressions.Regex ansi = new("\x1b\\[[0-9;?]*[ -/]*[@-~]", System.Text.RegularExpressions.RegexOptions.Compiled);
 
     /// <summary>Logs and cron mail get no escape sequences (set when stdout is redirected or NO_COLOR is set).</summary>
@@ -46,7 +43,7 @@ sealed class ConsoleUi : PSHostUserInterface
     public override void Write(string value) { lock (gate) { EndProgressLine(); stdout.Write(Plain(value)); } }
     public override void Write(ConsoleColor foregroundColor, ConsoleColor backgroundColor, string value) => Write(value);
     public override void WriteLine(string value) { lock (gate) { EndProgressLine(); stdout.WriteLine(Plain(value)); } }
-    public override void WriteErrorLine(string value) { SawError = true; Err(value); }
+    public override void WriteErrorLine(string value) => Err(value);
     public override void WriteDebugLine(string message) => Err("DEBUG: " + message);
     public override void WriteVerboseLine(string message) => Err("VERBOSE: " + message);
     public override void WriteWarningLine(string message) => Err("WARNING: " + message);
@@ -60,31 +57,22 @@ sealed class ConsoleUi : PSHostUserInterface
         progressLineOpen = false;
     }
 
-    /// <summary>On a terminal one self-overwriting line; in a log one line per change of status, at most one a second per activity.</summary>
+    /// <summary>
+    /// On a terminal one self-overwriting line on stderr; redirected (cron, a log) nothing at all, so a scheduled run that
+    /// went well prints nothing and cron sends no mail. Warnings and verbose messages are not progress: they still show.
+    /// </summary>
     public override void WriteProgress(long sourceId, ProgressRecord record)
     {
+        if (!stderrIsTerminal) return;
         lock (gate)
         {
-            long key = record.ActivityId; // the same record can arrive from the host path and the stream path
-            if (record.RecordType == ProgressRecordType.Completed)
-            {
-                progressShown.Remove(key);
-                EndProgressLine();
-                return;
-            }
+            if (record.RecordType == ProgressRecordType.Completed) { EndProgressLine(); return; }
             var pct = record.PercentComplete >= 0 ? $" {record.PercentComplete}%" : "";
             var text = $"{record.Activity}: {record.StatusDescription}{pct}";
-            if (stderrIsTerminal)
-            {
-                var width = Math.Max(20, RawUI.BufferSize.Width - 1);
-                stderr.Write("\r\x1b[K" + (text.Length > width ? text[..width] : text));
-                progressLineOpen = true;
-                return;
-            }
-            var now = DateTime.UtcNow;
-            if (progressShown.TryGetValue(key, out var last) && (last.Text == text || now - last.At < TimeSpan.FromSeconds(1))) return;
-            progressShown[key] = (text, now);
-            stderr.WriteLine("PROGRESS: " + text);
+            var width = Math.Max(20, RawUI.BufferSize.Width - 1);
+            stderr.Write("\r\x1b[K" + (text.Length > width ? text[..width] : text));
+            stderr.Flush();
+            progressLineOpen = true;
         }
     }
 

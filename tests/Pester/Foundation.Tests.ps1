@@ -11,7 +11,18 @@ BeforeDiscovery {
 BeforeAll {
     $script:manifest = (Resolve-Path (Join-Path $PSScriptRoot '../../SafeDeploy.psd1')).Path
     Import-Module $manifest -Force
-    $script:pwsh = (Get-Process -Id $PID).Path
+    # The pwsh running this suite, whatever the install: for the dotnet tool the process path is `dotnet`, so never
+    # (Get-Process -Id $PID).Path (that started `dotnet -NoProfile ...`, which waited for ever).
+    $script:pwsh = Join-Path $PSHOME 'pwsh'
+
+    # Every wait has a deadline: polls $Condition until it holds, or throws after $Seconds.
+    function script:Wait-Until([scriptblock] $Condition, [double] $Seconds = 60, [string] $What = 'the condition') {
+        $deadline = [datetime]::UtcNow.AddSeconds($Seconds)
+        while (-not (& $Condition)) {
+            if ([datetime]::UtcNow -gt $deadline) { throw "timed out after $Seconds s waiting for $What" }
+            Start-Sleep -Milliseconds 20
+        }
+    }
     $script:hasFlock = [bool](Get-Command flock -CommandType Application -ErrorAction SilentlyContinue)
 
     # Runs $Body in $Count separate pwsh processes at once (a file barrier releases them together); returns exit codes.
@@ -25,7 +36,8 @@ BeforeAll {
                 "Import-Module '$manifest'"
                 "`$worker = $i"
                 "Set-Content -Path '$(Join-Path $Dir "ready$i")' -Value ''"
-                "while (-not (Test-Path '$go')) { Start-Sleep -Milliseconds 5 }"
+                "`$deadline = [datetime]::UtcNow.AddSeconds(120)"
+                "while (-not (Test-Path '$go')) { if ([datetime]::UtcNow -gt `$deadline) { exit 98 }; Start-Sleep -Milliseconds 5 }"
                 $Body
             )
             Start-Process -FilePath $pwsh -ArgumentList '-NoProfile', '-NonInteractive', '-File', $file -PassThru
@@ -33,7 +45,8 @@ BeforeAll {
         $deadline = [datetime]::UtcNow.AddSeconds(60)
         while (@(Get-ChildItem $Dir -Filter 'ready*').Count -lt $Count -and [datetime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 10 }
         Set-Content -Path $go -Value ''
-        $procs | Wait-Process -Timeout 180
+        try { $procs | Wait-Process -Timeout 180 -ErrorAction Stop }
+        finally { $procs | Where-Object { -not $_.HasExited } | Stop-Process -Force -ErrorAction SilentlyContinue }
         $procs | ForEach-Object { $_.ExitCode }
     }
 }
@@ -194,7 +207,7 @@ Describe 'Invoke-WithLock' {
     It 'waits for a flock(1) holder and gives up at -TimeoutSec with LockTimeout' -Skip:(-not $hasFlock) {
         $holder = Start-Process flock -ArgumentList $lock, 'sleep', '5' -PassThru
         try {
-            while (-not (Get-LockHolder -Path $lock -ErrorAction SilentlyContinue).IsHeld) { Start-Sleep -Milliseconds 20 }
+            Wait-Until { (Get-LockHolder -Path $lock -ErrorAction SilentlyContinue).IsHeld } -What 'the flock(1) holder'
             { Invoke-WithLock -Path $lock -TimeoutSec 1 -ScriptBlock { 'never' } } |
                 Should -Throw -ErrorId 'LockTimeout,SafeDeploy.Cmdlets.InvokeWithLockCommand'
             Invoke-WithLock -Path $lock -ScriptBlock { 'after the holder' } | Should -Be 'after the holder'
@@ -217,10 +230,13 @@ Describe 'Invoke-WithLock' {
         $script = Join-Path $TestDrive 'holder.ps1'
         Set-Content $script "Import-Module '$manifest'; Invoke-WithLock -Path '$lock' -ScriptBlock { Set-Content '$ready' x; Start-Sleep 120 }"
         $holder = Start-Process $pwsh -ArgumentList '-NoProfile', '-File', $script -PassThru
-        while (-not (Test-Path $ready)) { Start-Sleep -Milliseconds 20 }
-        (Get-LockHolder -Path $lock).Pid | Should -Be $holder.Id
-        kill -9 $holder.Id
-        $holder | Wait-Process -Timeout 30
+        try {
+            Wait-Until { Test-Path $ready } -Seconds 120 -What 'the pwsh holder'
+            (Get-LockHolder -Path $lock).Pid | Should -Be $holder.Id
+            kill -9 $holder.Id
+            $holder | Wait-Process -Timeout 30 -ErrorAction Stop
+        }
+        finally { $holder | Stop-Process -Force -ErrorAction SilentlyContinue }
         Invoke-WithLock -Path $lock -TimeoutSec 10 -ScriptBlock { 'free again' } | Should -Be 'free again'
     }
 
@@ -261,7 +277,7 @@ Describe 'Get-LockHolder' {
     It 'names a flock(1) holder from the kernel''s lock table' -Skip:(-not $hasFlock) {
         $holder = Start-Process flock -ArgumentList $lock, 'sleep', '5' -PassThru
         try {
-            while (-not (Get-LockHolder -Path $lock -ErrorAction SilentlyContinue).IsHeld) { Start-Sleep -Milliseconds 20 }
+            Wait-Until { (Get-LockHolder -Path $lock -ErrorAction SilentlyContinue).IsHeld } -What 'the flock(1) holder'
             (Get-LockHolder -Path $lock).CommandLine | Should -Match 'sleep'
         }
         finally { $holder | Stop-Process -Force -ErrorAction SilentlyContinue }

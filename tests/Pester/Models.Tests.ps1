@@ -14,7 +14,13 @@ BeforeAll {
     $listener = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0); $listener.Start()
     $script:port = $listener.LocalEndpoint.Port; $listener.Stop()
     $script:server = Start-Process python3 -ArgumentList '-m', 'http.server', $port, '--bind', '127.0.0.1', '--directory', $root -PassThru
-    Start-Sleep -Seconds 1
+    $deadline = [datetime]::UtcNow.AddSeconds(60)
+    while ($true) {  # until the server accepts a connection, with a deadline
+        $probe = [Net.Sockets.TcpClient]::new()
+        try { $probe.Connect('127.0.0.1', $port); break } catch { if ([datetime]::UtcNow -gt $deadline) { throw "python3 http.server did not listen on $port within 60 s" } }
+        finally { $probe.Dispose() }
+        Start-Sleep -Milliseconds 50
+    }
     $script:base = "http://127.0.0.1:$port"
 }
 

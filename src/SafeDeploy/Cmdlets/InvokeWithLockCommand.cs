@@ -32,9 +32,14 @@ public sealed class InvokeWithLockCommand : SafeDeployCmdlet
 
     protected override void EndProcessing()
     {
-        string lockPath = ParameterSetName == ByPath
-            ? ResolvePath(Path)
-            : StateDirectoryManager.Default(DirectReporter).LockPath(Name);
+        string lockPath;
+        try
+        {
+            lockPath = ParameterSetName == ByPath
+                ? ResolvePath(Path)
+                : StateDirectoryManager.Default(DirectReporter).LockPath(Name);
+        }
+        catch (Exception e) when (IsReportable(e)) { Fail(e, ParameterSetName == ByPath ? Path : Name); return; }
         WarnIfNetworkFileSystem(lockPath);
         FileLock held;
         try

@@ -30,15 +30,40 @@ public sealed class HostTests : IDisposable
     }
 
     [Fact]
-    public void Errors_GoToStderr_WithIdCategoryAndAdvice_AndTheExitCodeIsOne()
+    public void Errors_GoToStderr_WithPositionIdCategoryAndAdvice_AndAFailedLastStatementExitsOne()
     {
-        var o = HostProcess.Run($"Get-LockHolder -Path '{dir["missing.lock"]}'; 'after'");
+        var o = HostProcess.Run($"'before'\nGet-LockHolder -Path '{dir["missing.lock"]}'");
         Assert.Equal(1, o.ExitCode);
-        Assert.Contains("after", o.StdOut);
+        Assert.Contains("before", o.StdOut);
         Assert.DoesNotContain("LockNotFound", o.StdOut);
         Assert.Contains("FullyQualifiedErrorId : LockNotFound", o.StdErr);
         Assert.Contains("ObjectNotFound", o.StdErr);
         Assert.Contains("RecommendedAction", o.StdErr);
+        Assert.Contains("At line:2 char:1", o.StdErr);
+    }
+
+    [Fact]
+    public void ScriptErrors_NameTheFileLineColumnAndTheLine()
+    {
+        var script = dir.Write("pos.ps1", "'one'\n  Get-Item -Path '/nonexistent/x'\n'three'\n");
+        using var p = HostProcess.StartProgram(RepoPaths.HostExecutable, ["-File", script]);
+        var o = p.Wait(TimeSpan.FromMinutes(1));
+        Assert.Equal(0, o.ExitCode); // as pwsh -File: a non-terminating error does not fail the script
+        Assert.Equal("one\nthree\n", o.StdOut);
+        Assert.Contains($"At {script}:2 char:3", o.StdErr);
+        Assert.Contains("+   Get-Item -Path '/nonexistent/x'", o.StdErr);
+        Assert.Contains("PathNotFound", o.StdErr);
+    }
+
+    [Fact]
+    public void ACmdletPipedIntoFormatListAndConvertToJson_RunsAndShowsItsObject()
+    {
+        var o = HostProcess.Run($"Initialize-StateDirectory -Name fl -Path '{dir["fl"]}' | Format-List Name, StateDir; (Initialize-StateDirectory -Name fl -Path '{dir["fl"]}' | ConvertTo-Json -Depth 1 | ConvertFrom-Json).Name");
+        Assert.True(o.ExitCode == 0, o.ToString());
+        Assert.Matches(@"Name\s+: fl", o.StdOut);
+        Assert.Contains("StateDir : " + Path.Combine(dir["fl"], "state"), o.StdOut);
+        Assert.EndsWith("fl\n", o.StdOut);
+        Assert.True(Directory.Exists(Path.Combine(dir["fl"], "state")));
     }
 
     [Fact]
@@ -53,23 +78,45 @@ public sealed class HostTests : IDisposable
     }
 
     [Fact]
-    public void Progress_AndWarnings_AreShownOnStderr_WhileWaitingForALock()
+    public void Redirected_ProgressPrintsNothing_ButWarningsAndVerboseStillGoToStderr()
     {
         var lockFile = dir["p.lock"];
         var state = dir["w"];
         Directory.CreateDirectory(Path.Combine(state, "state"));
         File.SetUnixFileMode(Path.Combine(state, "state"), (UnixFileMode)0x1ED); // 0755: looser than asked, so a warning
         var holder = new FlockHolder(lockFile, 120);
-        using var p = HostProcess.Start($"$null = Initialize-StateDirectory -Name w -Path '{state}'; Invoke-WithLock -Path '{lockFile}' -ScriptBlock {{ 'got it' }}");
-        Assert.True(p.WaitForOutput("PROGRESS: Waiting for lock", TimeSpan.FromSeconds(60)), p.StdErrSoFar);
+        using var p = HostProcess.Start($"$null = Initialize-StateDirectory -Name w -Path '{state}'; Invoke-WithLock -Path '{lockFile}' -ScriptBlock {{ 'got it' }}", extraArgs: "-Verbose");
+        Assert.True(p.WaitForOutput("VERBOSE: Waiting for lock", TimeSpan.FromSeconds(60)), p.StdErrSoFar);
+        Thread.Sleep(1500); // long enough for the lock's progress ("waiting for <holder>") to have been reported
         int holderPid = holder.Pid;
         holder.Dispose();
         var o = p.Wait(TimeSpan.FromSeconds(60));
         Assert.Equal(0, o.ExitCode);
-        Assert.Contains("got it", o.StdOut);
+        Assert.Equal("got it\n", o.StdOut);
         Assert.Contains("WARNING: '" + Path.Combine(state, "state") + "' has mode 755", o.StdErr);
-        Assert.Contains("PROGRESS: Waiting for lock", o.StdErr);
         Assert.Contains($"pid {holderPid}", o.StdErr);
+        Assert.DoesNotContain("PROGRESS", o.StdErr);
+        Assert.DoesNotContain(": waiting for", o.StdErr); // the progress line's text
+        Assert.False(o.StdErr.Contains('\x1b'), "an escape sequence on redirected stderr: " + o.StdErr.Replace("\x1b", "<ESC>"));
+    }
+
+    [Fact]
+    public void OnATerminal_ProgressIsDrawnOnOneLine()
+    {
+        var lockFile = dir["t.lock"];
+        var holder = new FlockHolder(lockFile, 120);
+        // script(1) gives the host a pseudo-terminal for stdin, stdout and stderr; its output is what the terminal showed.
+        var log = dir["typescript"];
+        using var p = HostProcess.StartProgram("script", ["-q", "-e", "-f", "-c", $"'{RepoPaths.HostExecutable}' -Command \"Invoke-WithLock -Path '{lockFile}' -ScriptBlock {{ 'got it' }}\"", log]);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline && !(File.Exists(log) && File.ReadAllText(log).Contains(": waiting for"))) Thread.Sleep(50);
+        holder.Dispose();
+        var o = p.Wait(TimeSpan.FromSeconds(60));
+        var screen = File.ReadAllText(log);
+        Assert.True(o.ExitCode == 0, o + "\n" + screen);
+        Assert.Contains($"Waiting for lock {lockFile}: waiting for", screen);
+        Assert.Contains("\r\x1b[K", screen);
+        Assert.Contains("got it", screen);
     }
 
     [Fact]

@@ -131,3 +131,31 @@ public static class ProcessSwarm
         finally { foreach (var p in procs) p.Dispose(); }
     }
 }
+
+/// <summary>
+/// The real pwsh (the PowerShell dotnet tool 7.6.9 that .ci/run installs): $SAFEDEPLOY_PWSH, pwsh on PATH, or
+/// ~/.dotnet/tools/pwsh. When none is there it installs the tool once into out/tools (the registry's ordinary client).
+/// </summary>
+public static class RealPwsh
+{
+    static readonly Lazy<string> path = new(Locate);
+    public static string Path => path.Value;
+
+    static string Locate()
+    {
+        var env = Environment.GetEnvironmentVariable("SAFEDEPLOY_PWSH");
+        if (!string.IsNullOrEmpty(env)) return env;
+        var onPath = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(d => System.IO.Path.Combine(d, "pwsh")).FirstOrDefault(File.Exists);
+        if (onPath is not null) return onPath;
+        var home = System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".dotnet", "tools", "pwsh");
+        if (File.Exists(home)) return home;
+        var toolDir = System.IO.Path.Combine(RepoPaths.Root, "out", "tools");
+        var local = System.IO.Path.Combine(toolDir, "pwsh");
+        if (File.Exists(local)) return local;
+        using var install = HostProcess.StartProgram("dotnet", ["tool", "install", "--tool-path", toolDir, "PowerShell", "--version", "7.6.9"]);
+        var o = install.Wait(TimeSpan.FromMinutes(5));
+        if (o.ExitCode != 0 || !File.Exists(local)) throw new InvalidOperationException("no pwsh, and installing the PowerShell dotnet tool failed:\n" + o);
+        return local;
+    }
+}

@@ -52,7 +52,7 @@ public class ModuleManifestTests
         Assert.True(!r.AllErrors.Any(), r.Describe());
         Assert.Equal("SafeDeploy", r.Output[0].ToString());
         Assert.Equal(ReadManifest()["ModuleVersion"], r.Output[1].ToString());
-        Assert.Equal("module/SafeDeploy.dll", r.Output[2].ToString());
+        Assert.Equal("bin/SafeDeploy.dll", r.Output[2].ToString());
     }
 
     [Fact]
