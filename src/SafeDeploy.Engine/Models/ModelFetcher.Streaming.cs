@@ -38,7 +38,7 @@ public sealed partial class ModelFetcher
             partial.Total = response.TotalLength;
             partial.ETag = response.ETag;
             partial.LastModified = response.LastModified;
-            ModelCache.WritePartialMetadata(ModelEntryPaths.PartialMetadataPath(partial.Path),
+            cache.WritePartialMetadata(ModelEntryPaths.PartialMetadataPath(partial.Path),
                 new PartialMetadata(entry.Uri, partial.Validator, partial.Total, DateTimeOffset.UtcNow));
         }
         else

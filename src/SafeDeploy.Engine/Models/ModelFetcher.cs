@@ -39,6 +39,7 @@ public sealed partial class ModelFetcher
     static readonly HttpClient sharedClient = new(new SocketsHttpHandler
     {
         AutomaticDecompression = DecompressionMethods.None, // the bytes hashed are the bytes served
+        AllowAutoRedirect = false, // HttpModelSource follows redirects itself, dropping the caller's headers off-origin
         ConnectTimeout = TimeSpan.FromSeconds(30),
         PooledConnectionLifetime = TimeSpan.FromMinutes(2),
     }) { Timeout = Timeout.InfiniteTimeSpan };
@@ -69,12 +70,15 @@ public sealed partial class ModelFetcher
                     $"'{given}' is not a SHA-256: expected 64 hexadecimal digits.", "Copy the checksum from the model's publisher (sha256sum prints it).");
         }
         var entry = cache.PathsFor(request.Uri, request.Name);
-        var source = CreateSource(entry.Uri, request.Headers, request.Uri);
+        // Errors, messages and lock records name the URI without userinfo or query string: either may be a credential.
+        var target = ModelCache.DisplayUri(request.Uri);
+        var source = CreateSource(entry, request.Headers, target);
         cache.EnsureExists();
-        SecureDirectory.Ensure(entry.Directory, 0x1ED);
-        var display = ModelCache.DisplayUri(entry.Uri);
+        cache.EnsureEntryDirectory(entry.Directory);
+        var display = entry.Uri;
 
-        var lockOptions = new LockOptions { Reporter = reporter, Purpose = $"Get-ModelLocked {display}" };
+        // The holder record keeps no command line: it may hold the URL's token or a header's value.
+        var lockOptions = new LockOptions { Reporter = reporter, Purpose = $"Get-ModelLocked {display}", RecordCommandLine = false, CreateMode = cache.PrivateMode };
         var held = FileLock.TryAcquire(entry.LockPath, lockOptions);
         ModelFile? result = null;
         var waited = TimeSpan.Zero;
@@ -98,7 +102,7 @@ public sealed partial class ModelFetcher
                 catch (IOException) { }
                 catch (UnauthorizedAccessException) { }
             }, CancellationToken.None);
-            using (var reading = Lock(entry, lockOptions with { Shared = true, Timeout = Remaining(request.LockTimeout, clock) }, request.Uri, display, token))
+            using (var reading = Lock(entry, lockOptions with { Shared = true, Timeout = Remaining(request.LockTimeout, clock) }, target, display, token))
             {
                 waited = reading.WaitTime;
                 if (!request.Force && CheckCached(entry, expected, request.Verify, reporter, token) is { } cached)
@@ -107,7 +111,7 @@ public sealed partial class ModelFetcher
                     result = CachedResult(entry, cached) with { LockWait = waited };
                 }
             }
-            held = result is null ? Lock(entry, lockOptions with { Timeout = Remaining(request.LockTimeout, clock) }, request.Uri, display, token) : null;
+            held = result is null ? Lock(entry, lockOptions with { Timeout = Remaining(request.LockTimeout, clock) }, target, display, token) : null;
         }
         if (held is not null)
         {
@@ -142,12 +146,17 @@ public sealed partial class ModelFetcher
     }
 
     static ModelFile ResultFor(ModelEntryPaths entry, string sha256, long length) =>
-        new() { Path = entry.FilePath, Uri = entry.Uri, Sha256 = sha256, Length = length, Source = ModelSource.Cached };
+        new() { Path = entry.FilePath, Uri = entry.Uri, Sha256 = sha256, Length = length, Source = ModelSource.Cached, LockPath = entry.LockPath };
 
-    IModelSource CreateSource(string canonicalUri, IReadOnlyDictionary<string, string> headers, string target)
+    IModelSource CreateSource(ModelEntryPaths entry, IReadOnlyDictionary<string, string> headers, string target)
     {
-        var u = new Uri(canonicalUri);
-        return u.IsFile ? new FileModelSource(u.LocalPath, target) : new HttpModelSource(client, canonicalUri, headers, target);
+        var u = new Uri(entry.FetchUri);
+        if (u.IsFile) return new FileModelSource(u.LocalPath, target);
+        // user:password in the URI travels as Basic authorization, like curl's, and like a caller's header it is not
+        // sent on to another origin.
+        if (entry.UserInfoAuthorization is { } basic && !headers.Keys.Any(k => k.Equals("Authorization", StringComparison.OrdinalIgnoreCase)))
+            headers = new Dictionary<string, string>(headers) { ["Authorization"] = basic };
+        return new HttpModelSource(client, entry.FetchUri, headers, target);
     }
 
     async Task<ModelFile> FetchLockedAsync(ModelEntryPaths entry, IModelSource source, string? expected, ModelRequest request,
@@ -156,14 +165,31 @@ public sealed partial class ModelFetcher
         if (!request.Force && CheckCached(entry, expected, request.Verify, reporter, token) is { } cached)
             return CachedResult(entry, cached);
         var previous = ModelCache.ReadMetadata(entry.MetadataPath);
-        var done = await DownloadAsync(entry, source, expected, request.Uri, reporter, token).ConfigureAwait(false);
+        Downloaded done;
+        for (int round = 1; ; round++)
+        {
+            try
+            {
+                done = await DownloadAsync(entry, source, expected, ModelCache.DisplayUri(request.Uri), reporter, token).ConfigureAwait(false);
+                break;
+            }
+            catch (PartialLostException) when (round < 4)
+            {
+                if (CheckCached(entry, expected, request.Verify, reporter, token) is { } landed)
+                {
+                    reporter.Verbose($"Another writer (on another node) landed '{entry.Uri}' first; using its file.");
+                    return CachedResult(entry, landed);
+                }
+                reporter.Verbose($"The partial download of '{entry.Uri}' was taken by another writer; fetching again.");
+            }
+        }
         // A file cached under another -Name before is replaced by this one: do not leave it orphaned.
-        if (previous is not null && previous.Name != entry.Name)
+        if (previous is not null && previous.Name != entry.Name && ModelCache.IsValidName(previous.Name))
             try { File.Delete(Path.Combine(entry.Directory, previous.Name)); } catch (IOException) { }
         return new ModelFile
         {
             Path = entry.FilePath, Uri = entry.Uri, Sha256 = done.Sha256, Length = done.Length,
-            Source = done.Resumed ? ModelSource.Resumed : ModelSource.Downloaded, BytesTransferred = done.Transferred,
+            Source = done.Resumed ? ModelSource.Resumed : ModelSource.Downloaded, BytesTransferred = done.Transferred, LockPath = entry.LockPath,
         };
     }
 }
