@@ -69,7 +69,10 @@ public sealed partial class ModelCache
         }
     }
 
-    /// <summary>Creates an entry's directory; in a shared cache it gets exactly 2770 (the umask would take the group's write).</summary>
+    /// <summary>
+    /// Creates an entry's directory and its lock file. In a shared cache both get exactly their group modes (2770, 0660),
+    /// which the umask would otherwise cut.
+    /// </summary>
     internal void EnsureEntryDirectory(string dir)
     {
         SecureDirectory.Ensure(dir, EntryDirectoryMode);
@@ -77,6 +80,8 @@ public sealed partial class ModelCache
         using var fd = Native.Open(dir, Native.O_RDONLY | Native.O_DIRECTORY | Native.O_NOFOLLOW);
         var st = Native.Fstat(fd);
         if (st.Uid == Native.GetEffectiveUserId() && st.Permissions != EntryDirectoryMode) Native.Fchmod(fd, EntryDirectoryMode, dir);
+        if (Native.TryOpenAt(fd, ".entry.lock", Native.O_RDONLY | Native.O_CREAT | Native.O_EXCL | Native.O_NOFOLLOW, PrivateMode, out var made) == 0)
+            using (made) Native.Fchmod(made!, PrivateMode, System.IO.Path.Combine(dir, ".entry.lock"));
     }
 
     internal uint PrivateMode => SharedGroup is null ? 0x180u /* 0600 */ : 0x1B0u /* 0660 */;

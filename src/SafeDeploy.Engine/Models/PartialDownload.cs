@@ -43,8 +43,18 @@ internal sealed class PartialDownload : IDisposable
     public static PartialDownload New(ModelEntryPaths entry, uint mode)
     {
         var path = entry.NewPartialPath();
-        try { return new PartialDownload { Path = path, Fd = Native.Open(path, Native.O_RDWR | Native.O_CREAT | Native.O_EXCL, mode) }; }
-        catch (IOException e) { throw AtomicFile.Translate(e, path, "create the partial download"); }
+        SafeFileHandle? fd = null;
+        try
+        {
+            fd = Native.Open(path, Native.O_RDWR | Native.O_CREAT | Native.O_EXCL | Native.O_NOFOLLOW, mode);
+            Native.Fchmod(fd, mode, path); // exactly: the umask would cut a shared cache's group write
+            return new PartialDownload { Path = path, Fd = fd };
+        }
+        catch (IOException e)
+        {
+            fd?.Dispose();
+            throw AtomicFile.Translate(e, path, "create the partial download");
+        }
     }
 
     /// <summary>
