@@ -79,14 +79,16 @@ public sealed class ModelFleetTests(ITestOutputHelper output) : IDisposable
             Assert.Equal(0, FlockHolder.TryOnce(Path.Combine(nodes.Node2, "probe.lock")));
         }
 
-        var m = server.Add("fleet/model.bin", 12 << 20, seed: 51);
-        m.ThrottleBytesPerSec = 8 << 20; // 1.5 s a transfer, so later fetchers meet writers mid-stream
+        var m = server.Add("fleet/model.bin", 24 << 20, seed: 51);
+        m.ThrottleBytesPerSec = 8 << 20; // 3 s a transfer, so that node 2's fetchers meet node 1's writer mid-stream
         var url = server.Url("fleet/model.bin");
         const int perNode = 4;
         var env = new Dictionary<string, string?> { ["HOME"] = dir.Path, ["XDG_CACHE_HOME"] = null, ["XDG_STATE_HOME"] = null };
-        // Half of each node's processes start together, the others one after another while the first transfers run.
+        // Node 1's first two start together, its others 0.4 s apart; node 2's start a second later, while node 1's
+        // writer streams into its partial, which node 2 (whose lock does not see node 1's) finds in the directory.
+        int DelayMs(int i) => (i % 2) * 1000 + Math.Max(0, i / 2 - 1) * 400;
         var outcomes = ProcessSwarm.RunAtOnce(2 * perNode, i => $$"""
-            [Threading.Thread]::Sleep({{(i / 2 % perNode < perNode / 2 ? 0 : 400 * (i / 2 % perNode - perNode / 2 + 1))}})
+            [Threading.Thread]::Sleep({{DelayMs(i)}})
             $m = Get-ModelLocked '{{url}}' -Sha256 {{m.Sha256}} -CacheDirectory '{{Path.Combine(i % 2 == 0 ? nodes.Node1 : nodes.Node2, "cache")}}' -TimeoutSec 120 -ErrorAction Stop
             "RESULT|$($m.Sha256)|$($m.Source)|$([IO.File]::ReadAllBytes($m.Path).Length)"
             """, env, barrierDeadline: TimeSpan.FromMinutes(5)); // host start-up, not the fetch, is slow on a loaded machine
