@@ -25,6 +25,10 @@ public sealed record LockOptions
     public bool VerifyPathIdentity { get; init; }
     /// <summary>Create the lock file when missing (otherwise a missing file is an error).</summary>
     public bool Create { get; init; } = true;
+    /// <summary>Mode of a lock file this call creates (an existing file keeps its mode).</summary>
+    public uint CreateMode { get; init; } = 0x1A4; // 0644
+    /// <summary>Put the holder's command line into its record; off where it may carry a secret (a URL with a token).</summary>
+    public bool RecordCommandLine { get; init; } = true;
     /// <summary>What the lock is for, shown to waiters.</summary>
     public string? Purpose { get; init; }
     public IOperationReporter Reporter { get; init; } = NullReporter.Instance;
@@ -210,11 +214,11 @@ public sealed class FileLock : IDisposable
     static FileLock Finish(string path, SafeFileHandle fd, LockOptions options, TimeSpan waited, LockHolder? waitedFor)
     {
         var held = new FileLock(path, fd, options.Shared, waited, waitedFor);
-        if (options.RecordHolder && !options.Shared) held.RecordHolder(options.Purpose);
+        if (options.RecordHolder && !options.Shared) held.RecordHolder(options.Purpose, options.RecordCommandLine);
         return held;
     }
 
-    void RecordHolder(string? purpose)
+    void RecordHolder(string? purpose, bool withCommandLine)
     {
         var fd = Handle;
         var head = new byte[RecordMarker.Length];
@@ -223,7 +227,7 @@ public sealed class FileLock : IDisposable
         if (!ours) return; // a file with other content: never overwrite it
         var me = ProcessInfo.Current;
         var record = new LockHolderRecord(1, me.Pid, ProcessInfo.HostName, me.StartTime, ProcessInfo.BootId,
-            me.CommandLine, DateTimeOffset.UtcNow, purpose);
+            withCommandLine ? me.CommandLine : "", DateTimeOffset.UtcNow, purpose);
         var bytes = JsonSerializer.SerializeToUtf8Bytes(record, LockJson.Default.LockHolderRecord);
         try
         {
@@ -237,7 +241,7 @@ public sealed class FileLock : IDisposable
     static SafeFileHandle OpenLockFile(string path, LockOptions options)
     {
         int create = options.Create ? Native.O_CREAT : 0;
-        try { return Native.Open(path, Native.O_RDWR | Native.O_NOCTTY | create, 0x1A4); }
+        try { return Native.Open(path, Native.O_RDWR | Native.O_NOCTTY | create, options.CreateMode); }
         catch (IOException e) when (e.HResult == Native.EACCES || e.HResult == 21 /* EISDIR */ || e.HResult == 30 /* EROFS */)
         {
             try { return Native.Open(path, Native.O_RDONLY | Native.O_NOCTTY); }

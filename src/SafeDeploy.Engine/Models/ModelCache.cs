@@ -13,6 +13,10 @@ namespace SafeDeploy.Engine.Models;
 /// <summary>The files of one cache entry: a directory per URI holding the model, its sidecar, its lock and any partials.</summary>
 public sealed record ModelEntryPaths(string Uri, string Key, string Directory, string Name)
 {
+    /// <summary>What is requested (the recorded <see cref="Uri"/> with its query string, without userinfo); never stored or shown.</summary>
+    public string FetchUri { get; init; } = Uri;
+    /// <summary>user:password of the URI as an Authorization value (sent like a caller's header); never stored or shown.</summary>
+    public string? UserInfoAuthorization { get; init; }
     public string FilePath => System.IO.Path.Combine(Directory, Name);
     public string MetadataPath => System.IO.Path.Combine(Directory, ".entry.json");
     /// <summary>The per-entry flock; never deleted, so every process always locks the same inode.</summary>
@@ -26,7 +30,7 @@ public sealed record ModelEntryPaths(string Uri, string Key, string Directory, s
 /// A directory of cached models. Each entry lives in a directory named after the SHA-256 of its canonical URI, so two
 /// URIs whose file names are equal never collide; internal files start with '.', which a model name may not.
 /// </summary>
-public sealed class ModelCache
+public sealed partial class ModelCache
 {
     static readonly Regex validName = new("^[A-Za-z0-9_+@=,~-][A-Za-z0-9._+@=,~-]*$", RegexOptions.CultureInvariant);
 
@@ -34,12 +38,64 @@ public sealed class ModelCache
 
     public string Directory { get; }
 
-    /// <summary>The default cache: the 'models' folder of SafeDeploy's state cache directory (created on first use).</summary>
-    public static ModelCache Default(IOperationReporter? reporter = null) =>
-        new(System.IO.Path.Combine(StateDirectoryManager.Default(reporter).CacheDir, "models"));
+    /// <summary>
+    /// The default cache: the 'models' folder of SafeDeploy's state cache directory. <paramref name="create"/> creates the
+    /// state directories now (a fetch); listing, removal and -WhatIf only name it.
+    /// </summary>
+    public static ModelCache Default(IOperationReporter? reporter = null, bool create = true) =>
+        new(System.IO.Path.Combine((create ? StateDirectoryManager.Default(reporter) : StateDirectoryManager.Resolve(StateDirectoryManager.DefaultName)).CacheDir, "models"));
 
     /// <summary>Creates the cache directory safely (no untrusted symlinks, no world-writable parents).</summary>
     public void EnsureExists() => SecureDirectory.Ensure(Directory, 0x1ED /* 0755: models are shared read-only */);
+
+    uint? sharedGroup;
+    bool sharedKnown;
+
+    /// <summary>
+    /// The group of an explicitly shared cache: its directory is setgid and group-writable (chgrp G; chmod 2770).
+    /// Then entry directories are 2770, locks and partials 0660, sidecars and models 0640, and entries owned by that
+    /// group are trusted like the caller's own. Otherwise (null) sidecars, locks and partials are 0600.
+    /// </summary>
+    public uint? SharedGroup
+    {
+        get
+        {
+            if (sharedKnown) return sharedGroup;
+            var st = Native.Stat(Directory, followSymlinks: false);
+            if (st is null) return null;
+            sharedGroup = st.IsDirectory && (st.Mode & 0x400) != 0 && (st.Mode & 0x10) != 0 ? st.Gid : null;
+            sharedKnown = true;
+            return sharedGroup;
+        }
+    }
+
+    /// <summary>
+    /// Creates an entry's directory and its lock file (0600; in a shared cache exactly 2770 and 0660, which the umask
+    /// would otherwise cut).
+    /// </summary>
+    internal void EnsureEntryDirectory(string dir)
+    {
+        SecureDirectory.Ensure(dir, EntryDirectoryMode);
+        // One planted by another user (in a cache others may write) is refused, never written into.
+        using (var trusted = CacheEntryDirectory.Open(this, dir))
+            if (trusted is null)
+                throw new SafeDeployException("UntrustedPath", ErrorKind.SecurityError, dir,
+                    $"The cache entry directory '{dir}' is a symlink or belongs to another user, so nothing is written into it.",
+                    "Remove it (or have its owner remove it), and keep the cache directory writable only by you and root (or share it with a group: chgrp G; chmod 2770).");
+        using var fd = Native.Open(dir, Native.O_RDONLY | Native.O_DIRECTORY | Native.O_NOFOLLOW);
+        var st = Native.Fstat(fd);
+        if (SharedGroup is not null && st.Uid == Native.GetEffectiveUserId() && st.Permissions != EntryDirectoryMode)
+            Native.Fchmod(fd, EntryDirectoryMode, dir);
+        // The lock file is made here, not followed if planted as a link, and a full disk is named as one.
+        int rc = Native.TryOpenAt(fd, ".entry.lock", Native.O_RDONLY | Native.O_CREAT | Native.O_EXCL | Native.O_NOFOLLOW, PrivateMode, out var made);
+        if (rc == 0) using (made) Native.Fchmod(made!, PrivateMode, System.IO.Path.Combine(dir, ".entry.lock"));
+        else if (rc != Native.EEXIST) throw IoErrors.FromErrno(rc, System.IO.Path.Combine(dir, ".entry.lock"), "create the lock file");
+    }
+
+    internal uint PrivateMode => SharedGroup is null ? 0x180u /* 0600 */ : 0x1B0u /* 0660 */;
+    internal uint RecordMode => SharedGroup is null ? 0x180u /* 0600 */ : 0x1A0u /* 0640 */;
+    internal uint ModelMode => SharedGroup is null ? 0x1A4u /* 0644 */ : 0x1A0u /* 0640 */;
+    internal uint EntryDirectoryMode => SharedGroup is null ? 0x1EDu /* 0755 */ : 0xDF8u /* 2770 */;
 
     /// <summary>Turns user input (URL, file:// URI, plain path) into the canonical URI that keys the cache.</summary>
     public static string CanonicalUri(string input)
@@ -54,14 +110,10 @@ public sealed class ModelCache
         return new System.Uri(System.IO.Path.GetFullPath(input)).AbsoluteUri;
     }
 
-    /// <summary>The URI without user:password, for messages.</summary>
-    public static string DisplayUri(string uri) =>
-        System.Uri.TryCreate(uri, UriKind.Absolute, out var u) && !string.IsNullOrEmpty(u.UserInfo)
-            ? new UriBuilder(u) { UserName = "", Password = "" }.Uri.AbsoluteUri
-            : uri;
+    /// <summary>The URI without user:password, query or fragment: the only form stored or shown (<see cref="ModelUris.Redact"/>).</summary>
+    public static string DisplayUri(string uri) => ModelUris.Redact(uri);
 
-    public static string KeyOf(string canonicalUri) =>
-        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(canonicalUri)))[..32].ToLowerInvariant();
+    public static string KeyOf(string canonicalUri) => ModelUris.KeyOf(canonicalUri);
 
     /// <summary>Where the entry for <paramref name="uri"/> lives (nothing is created).</summary>
     public ModelEntryPaths PathsFor(string uri, string? name = null)
@@ -82,10 +134,14 @@ public sealed class ModelCache
             var last = Uri.UnescapeDataString(new Uri(canonical).AbsolutePath.TrimEnd('/').Split('/').Last());
             fileName = IsValidName(last) ? last : "model";
         }
-        return new ModelEntryPaths(canonical, key, System.IO.Path.Combine(Directory, key), fileName);
+        return new ModelEntryPaths(ModelUris.Redact(canonical), key, System.IO.Path.Combine(Directory, key), fileName)
+        {
+            FetchUri = ModelUris.WithoutUserInfo(canonical), UserInfoAuthorization = ModelUris.BasicAuthorization(canonical),
+        };
     }
 
-    static bool IsValidName(string name) => name.Length is > 0 and <= 200 && validName.IsMatch(name);
+    /// <summary>A model file name: no '/', no leading '.', so it can never leave its entry directory.</summary>
+    internal static bool IsValidName(string name) => name.Length is > 0 and <= 200 && validName.IsMatch(name);
 
     internal static ModelEntryMetadata? ReadMetadata(string path)
     {
@@ -109,138 +165,14 @@ public sealed class ModelCache
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException) { return null; }
     }
 
-    internal static void WriteMetadata(string path, ModelEntryMetadata meta) =>
-        AtomicFile.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(meta, ModelJson.Default.ModelEntryMetadata));
+    internal void WriteMetadata(string path, ModelEntryMetadata meta) =>
+        AtomicFile.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(meta, ModelJson.Default.ModelEntryMetadata), new AtomicWriteOptions { Mode = RecordMode });
 
-    internal static void WritePartialMetadata(string path, PartialMetadata meta) =>
-        AtomicFile.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(meta, ModelJson.Default.PartialMetadata));
+    internal void WritePartialMetadata(string path, PartialMetadata meta) =>
+        AtomicFile.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(meta, ModelJson.Default.PartialMetadata), new AtomicWriteOptions { Mode = RecordMode });
 
     internal static IEnumerable<string> Partials(string entryDirectory) =>
         System.IO.Directory.Exists(entryDirectory)
             ? System.IO.Directory.EnumerateFiles(entryDirectory, ".*.partial")
             : Enumerable.Empty<string>();
-
-    /// <summary>Every entry, ready or partial.</summary>
-    public IReadOnlyList<ModelCacheEntry> List()
-    {
-        var result = new List<ModelCacheEntry>();
-        if (!System.IO.Directory.Exists(Directory)) return result;
-        foreach (var dir in System.IO.Directory.EnumerateDirectories(Directory).Order(StringComparer.Ordinal))
-        {
-            if (Describe(dir) is { } entry) result.Add(entry);
-        }
-        return result;
-    }
-
-    /// <summary>The entry of a URI, or null when it is not cached.</summary>
-    public ModelCacheEntry? Find(string uri) => Describe(System.IO.Path.Combine(Directory, KeyOf(CanonicalUri(uri))));
-
-    ModelCacheEntry? Describe(string dir)
-    {
-        var name = System.IO.Path.GetFileName(dir);
-        if (name.Length != 32 || !name.All(char.IsAsciiHexDigitLower)) return null;
-        var meta = ReadMetadata(System.IO.Path.Combine(dir, ".entry.json"));
-        var partials = Partials(dir).Select(p => new FileInfo(p)).ToList();
-        long partialBytes = partials.Sum(p => p.Exists ? p.Length : 0);
-        bool inUse = LockInspector.Inspect(System.IO.Path.Combine(dir, ".entry.lock")).IsHeld;
-        if (meta is not null)
-        {
-            var file = System.IO.Path.Combine(dir, meta.Name);
-            var st = Native.Stat(file);
-            if (st is not null)
-                return new ModelCacheEntry
-                {
-                    Uri = meta.Uri, Path = file, Length = st.Size, Sha256 = meta.Sha256, LastUsed = LastUsed(dir, meta), InUse = inUse,
-                    State = "Ready", PartialLength = partialBytes, Directory = dir,
-                };
-        }
-        if (partials.Count == 0) return null;
-        var pmeta = partials.Select(p => ReadPartialMetadata(ModelEntryPaths.PartialMetadataPath(p.FullName))).FirstOrDefault(m => m is not null);
-        if (pmeta is null) return null;
-        return new ModelCacheEntry
-        {
-            Uri = pmeta.Uri, Path = partials.OrderByDescending(p => p.Length).First().FullName, Length = 0, Sha256 = null,
-            LastUsed = partials.Max(p => new DateTimeOffset(p.LastWriteTimeUtc)), InUse = inUse, State = "Partial",
-            PartialLength = partialBytes, Directory = dir,
-        };
-    }
-
-    // A cached hit touches the sidecar instead of rewriting it, so the later of the two is the last use.
-    static DateTimeOffset LastUsed(string dir, ModelEntryMetadata meta)
-    {
-        var touched = Native.Stat(System.IO.Path.Combine(dir, ".entry.json"))?.LastWrite;
-        return touched is { } t && t > meta.LastUsed ? t : meta.LastUsed;
-    }
-
-    /// <summary>
-    /// Removes an entry's model, sidecar and partials if no other process holds its lock; the lock file itself stays
-    /// (deleting it could give two processes the lock on different inodes). Returns false when the entry is in use.
-    /// </summary>
-    public bool TryRemove(ModelCacheEntry entry, IOperationReporter? reporter = null)
-    {
-        var lockPath = System.IO.Path.Combine(entry.Directory, ".entry.lock");
-        using var held = FileLock.TryAcquire(lockPath, new LockOptions { Purpose = "Remove-ModelCache" });
-        if (held is null) return false;
-        RemoveFilesLocked(entry.Directory);
-        reporter?.Verbose($"Removed cache entry for {DisplayUri(entry.Uri)} ({entry.Length + entry.PartialLength} bytes).");
-        return true;
-    }
-
-    /// <summary>Removes the entry of <paramref name="uri"/>; throws ModelNotCached or ModelInUse.</summary>
-    public ModelCacheEntry Remove(string uri, IOperationReporter? reporter = null)
-    {
-        var entry = Find(uri) ?? throw new SafeDeployException("ModelNotCached", ErrorKind.ObjectNotFound, uri,
-            $"'{DisplayUri(uri)}' is not in the model cache '{Directory}'.", "List the cache with Get-ModelCache.");
-        if (!TryRemove(entry, reporter))
-        {
-            var holder = LockInspector.Inspect(System.IO.Path.Combine(entry.Directory, ".entry.lock"));
-            throw new SafeDeployException("ModelInUse", ErrorKind.ResourceBusy, uri,
-                $"The cache entry for '{DisplayUri(uri)}' is in use by {holder.Describe()}; it was not removed.",
-                "Try again when that process has finished.");
-        }
-        return entry;
-    }
-
-    static void RemoveFilesLocked(string dir)
-    {
-        var meta = ReadMetadata(System.IO.Path.Combine(dir, ".entry.json"));
-        // The sidecar goes first: a model without its sidecar is never trusted, so a crash here cannot leave a lie.
-        File.Delete(System.IO.Path.Combine(dir, ".entry.json"));
-        if (meta is not null) File.Delete(System.IO.Path.Combine(dir, meta.Name));
-        foreach (var p in Partials(dir).ToList())
-        {
-            File.Delete(p);
-            File.Delete(ModelEntryPaths.PartialMetadataPath(p));
-        }
-        Native.FsyncDirectory(dir);
-    }
-
-    /// <summary>
-    /// Evicts least-recently-used entries until the cache holds at most <paramref name="maxBytes"/>: never an entry whose
-    /// lock another process holds, never <paramref name="keepKey"/> (the one just fetched). <paramref name="shouldRemove"/>
-    /// may veto each removal (ShouldProcess). Returns what was removed.
-    /// </summary>
-    public IReadOnlyList<ModelCacheEntry> Evict(long maxBytes, string? keepKey = null, Func<ModelCacheEntry, bool>? shouldRemove = null,
-        IOperationReporter? reporter = null)
-    {
-        var entries = List();
-        long total = entries.Sum(e => e.Length + e.PartialLength);
-        var removed = new List<ModelCacheEntry>();
-        foreach (var e in entries.OrderBy(e => e.LastUsed ?? DateTimeOffset.MinValue))
-        {
-            if (total <= maxBytes) break;
-            if (keepKey is not null && System.IO.Path.GetFileName(e.Directory) == keepKey) continue;
-            if (shouldRemove is not null && !shouldRemove(e)) continue;
-            if (!TryRemove(e, reporter))
-            {
-                reporter?.Verbose($"Not evicting {DisplayUri(e.Uri)}: another process holds its lock.");
-                continue;
-            }
-            total -= e.Length + e.PartialLength;
-            removed.Add(e);
-        }
-        if (total > maxBytes)
-            reporter?.Warning($"The model cache '{Directory}' still holds {total} bytes, more than the {maxBytes} asked: the rest is in use or was just fetched.");
-        return removed;
-    }
 }

@@ -29,20 +29,11 @@ internal interface IModelSource
 /// <summary>HTTP(S): a Range request guarded by If-Range; only a 200 or a 206 whose Content-Range matches is used.</summary>
 internal sealed class HttpModelSource(HttpClient client, string uri, IReadOnlyDictionary<string, string> headers, string target) : IModelSource
 {
+    const int MaxRedirects = 10;
+
     public async Task<SourceResponse> OpenAsync(long offset, string? validator, CancellationToken token)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, uri);
-        foreach (var (k, v) in headers) request.Headers.TryAddWithoutValidation(k, v);
-        // Without a validator a range could splice two versions of the file: ask for the whole file instead.
-        if (offset > 0 && validator is not null)
-        {
-            request.Headers.Range = new RangeHeaderValue(offset, null);
-            request.Headers.TryAddWithoutValidation("If-Range", validator);
-        }
-        HttpResponseMessage response;
-        try { response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token).ConfigureAwait(false); }
-        catch (HttpRequestException e) { throw new TransientFetchException(e.Message, e); }
-        catch (OperationCanceledException e) when (!token.IsCancellationRequested) { throw new TransientFetchException("the request timed out", e); }
+        var response = await SendFollowingRedirectsAsync(offset, validator, token).ConfigureAwait(false);
         try
         {
             var display = ModelCache.DisplayUri(uri);
@@ -83,6 +74,44 @@ internal sealed class HttpModelSource(HttpClient client, string uri, IReadOnlyDi
         {
             response.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Sends the GET and follows redirects itself: the caller's headers (credentials) go only to the origin (scheme, host,
+    /// port) they were given for, as curl does without --location-trusted, and once dropped stay dropped; a redirect
+    /// from https to http is refused. Range and If-Range are this fetcher's own and follow the redirect.
+    /// </summary>
+    async Task<HttpResponseMessage> SendFollowingRedirectsAsync(long offset, string? validator, CancellationToken token)
+    {
+        var origin = new Uri(uri);
+        var current = origin;
+        bool sendHeaders = true;
+        for (int hop = 0; ; hop++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, current);
+            if (sendHeaders) foreach (var (k, v) in headers) request.Headers.TryAddWithoutValidation(k, v);
+            // Without a validator a range could splice two versions of the file: ask for the whole file instead.
+            if (offset > 0 && validator is not null)
+            {
+                request.Headers.Range = new RangeHeaderValue(offset, null);
+                request.Headers.TryAddWithoutValidation("If-Range", validator);
+            }
+            HttpResponseMessage response;
+            try { response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token).ConfigureAwait(false); }
+            catch (HttpRequestException e) { throw new TransientFetchException(e.Message, e); }
+            catch (OperationCanceledException e) when (!token.IsCancellationRequested) { throw new TransientFetchException("the request timed out", e); }
+            if ((int)response.StatusCode is not (301 or 302 or 303 or 307 or 308) || response.Headers.Location is not { } location) return response;
+            response.Dispose();
+            var next = location.IsAbsoluteUri ? location : new Uri(current, location);
+            string from = ModelUris.Redact(current.AbsoluteUri), to = ModelUris.Redact(next.AbsoluteUri);
+            if (hop >= MaxRedirects || next.Scheme is not ("http" or "https") || current.Scheme == "https" && next.Scheme == "http")
+                throw new SafeDeployException("DownloadFailed", ErrorKind.InvalidOperation, target,
+                    hop >= MaxRedirects ? $"'{ModelUris.Redact(uri)}' redirected more than {MaxRedirects} times. Nothing was written to the cache."
+                        : $"'{from}' redirected to '{to}', which is refused (only http and https, never from https down to http). Nothing was written to the cache.",
+                    "Fetch from the final location directly.");
+            if (sendHeaders && !ModelUris.SameOrigin(origin, next)) sendHeaders = false;
+            current = next;
         }
     }
 

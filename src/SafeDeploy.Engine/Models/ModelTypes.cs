@@ -18,6 +18,27 @@ public sealed record ModelFile
     public TimeSpan Duration { get; init; }
     /// <summary>Bytes received from the source in this call (0 for a cached file).</summary>
     public long BytesTransferred { get; init; }
+    /// <summary>
+    /// The entry's lock file. A process that holds a shared flock on it keeps the model in use: eviction and
+    /// Remove-ModelCache leave it alone (<c>flock -s $m.LockPath llama-server -m $m.Path</c>).
+    /// </summary>
+    public string? LockPath { get; init; }
+}
+
+/// <summary>A cached model held in use (a shared lock on its entry) until disposed: no eviction or removal meanwhile.</summary>
+public sealed class ModelHold : IDisposable
+{
+    readonly Locking.FileLock held;
+
+    internal ModelHold(ModelFile file, Locking.FileLock held)
+    {
+        File = file;
+        this.held = held;
+    }
+
+    public ModelFile File { get; }
+
+    public void Dispose() => held.Dispose();
 }
 
 /// <summary>One entry of the model cache, as Get-ModelCache lists it.</summary>

@@ -18,14 +18,14 @@ public sealed class GetModelCacheCommand : SafeDeployCmdlet
         var dir = CacheDirectory is { } d ? ResolvePath(d) : null;
         TryEngine(() =>
         {
-            var cache = dir is not null ? new ModelCache(dir) : ModelCache.Default(DirectReporter);
-            if (Uri is null) { foreach (var e in cache.List()) WriteObject(e); return; }
+            // Listing creates nothing: a cache that does not exist yet is empty.
+            var cache = dir is not null ? new ModelCache(dir) : ModelCache.Default(DirectReporter, create: false);
+            if (Uri is null) { foreach (var e in cache.List(DirectReporter)) WriteObject(e); return; }
             foreach (var u in Uri)
             {
                 var uri = u.Contains("://", StringComparison.Ordinal) ? u : ResolvePath(u);
                 if (cache.Find(uri) is { } entry) WriteObject(entry);
-                else WriteError(ErrorMapper.ToRecord(new Engine.Errors.SafeDeployException("ModelNotCached", Engine.Errors.ErrorKind.ObjectNotFound, u,
-                    $"'{ModelCache.DisplayUri(u)}' is not in the model cache '{cache.Directory}'.", "Fetch it with Get-ModelLocked."), u));
+                else WriteError(ErrorMapper.ToRecord(cache.NotCached(u), ModelCache.DisplayUri(u)));
             }
         }, dir ?? "model cache");
     }

@@ -6,7 +6,7 @@ using SafeDeploy.Internal;
 namespace SafeDeploy.Cmdlets;
 
 /// <summary>Fetches a model into the shared cache exactly once across processes, verified, resumable and crash-safe.</summary>
-[Cmdlet(VerbsCommon.Get, "ModelLocked")]
+[Cmdlet(VerbsCommon.Get, "ModelLocked", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ModelFile))]
 public sealed class GetModelLockedCommand : SafeDeployCmdlet
 {
@@ -33,10 +33,17 @@ public sealed class GetModelLockedCommand : SafeDeployCmdlet
 
     [Parameter] public SwitchParameter Verify { get; set; }
 
+    /// <summary>Runs with the model held in use (a shared lock on its entry): nothing evicts it until the block ends.</summary>
+    [Parameter] public ScriptBlock? Hold { get; set; }
+
     protected override void ProcessRecord()
     {
         // A relative path is the user's, resolved against the PowerShell location, not the process's.
         var uri = Uri.Contains("://", StringComparison.Ordinal) ? Uri : ResolvePath(Uri);
+        var shown = ModelCache.DisplayUri(uri);
+        var cacheDir = CacheDirectory is { } dir ? ResolvePath(dir) : null;
+        var cache = cacheDir is not null ? new ModelCache(cacheDir) : ModelCache.Default(DirectReporter, create: false);
+        if (!ShouldProcess(cache.Directory, $"Fetch '{shown}' into the model cache")) return;
         var request = new ModelRequest
         {
             Uri = uri,
@@ -47,20 +54,21 @@ public sealed class GetModelLockedCommand : SafeDeployCmdlet
             LockTimeout = TimeoutSec is { } s ? TimeSpan.FromSeconds(s) : null,
             Force = Force,
             Verify = Verify,
-            MaxCacheBytes = MaxSizeGB is { } gb ? (long)(gb * (1L << 30)) : null,
         };
-        // Provider paths are resolved here, on the pipeline thread; the engine runs on a worker.
-        var cacheDir = CacheDirectory is { } dir ? ResolvePath(dir) : null;
+        ModelHold? hold = null;
         try
         {
-            var result = RunEngine((reporter, token) =>
-            {
-                var cache = cacheDir is not null ? new ModelCache(cacheDir) : ModelCache.Default(reporter);
-                return new ModelFetcher(cache).GetAsync(request, reporter, token).GetAwaiter().GetResult();
-            });
-            WriteObject(result);
+            if (cacheDir is null) cache = ModelCache.Default(DirectReporter);
+            var fetcher = new ModelFetcher(cache);
+            ModelFile result;
+            if (Hold is null) result = RunEngine((reporter, token) => fetcher.GetAsync(request, reporter, token).GetAwaiter().GetResult());
+            else result = (hold = RunEngine((reporter, token) => fetcher.HoldAsync(request, reporter, token).GetAwaiter().GetResult())).File;
+            if (MaxSizeGB is { } gb)
+                cache.Evict((long)(gb * (1L << 30)), System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(result.Path)), e => ModelEvictionPrompt.Ask(this, e), DirectReporter);
+            if (hold is null) WriteObject(result);
+            else ScriptBlockRunner.Run(this, Hold!, [result]);
         }
-        catch (Exception e) when (IsReportable(e)) { WriteError(ErrorMapper.ToRecord(e, Uri)); }
+        catch (Exception e) when (IsReportable(e)) { WriteError(ErrorMapper.ToRecord(e, shown)); }
+        finally { hold?.Dispose(); }
     }
-
 }

@@ -27,7 +27,8 @@ public sealed class RemoveModelCacheCommand : SafeDeployCmdlet
     protected override void BeginProcessing()
     {
         var dir = CacheDirectory is { } d ? ResolvePath(d) : null;
-        try { cache = dir is not null ? new ModelCache(dir) : ModelCache.Default(DirectReporter); }
+        // Removal creates nothing (-WhatIf above all): a cache that does not exist yet is empty.
+        try { cache = dir is not null ? new ModelCache(dir) : ModelCache.Default(DirectReporter, create: false); }
         catch (Exception e) when (IsReportable(e)) { Fail(e, dir ?? "model cache"); }
     }
 
@@ -37,9 +38,14 @@ public sealed class RemoveModelCacheCommand : SafeDeployCmdlet
         {
             TryEngine(() =>
             {
-                var removed = cache!.Evict((long)(MaxSizeGB * (1L << 30)), null,
-                    e => ShouldProcess(e.Path, $"Evict model cache entry of '{ModelCache.DisplayUri(e.Uri)}' ({e.Length + e.PartialLength} bytes)"), DirectReporter);
-                if (PassThru) foreach (var e in removed) WriteObject(e);
+                var shownOnly = new HashSet<ModelCacheEntry>();
+                var removed = cache!.Evict((long)(MaxSizeGB * (1L << 30)), null, e =>
+                {
+                    var answer = ModelEvictionPrompt.Ask(this, e);
+                    if (answer == EvictAnswer.WhatIf) shownOnly.Add(e);
+                    return answer;
+                }, DirectReporter);
+                if (PassThru) foreach (var e in removed.Where(e => !shownOnly.Contains(e))) WriteObject(e);
             }, cache!.Directory);
             return;
         }
@@ -52,7 +58,7 @@ public sealed class RemoveModelCacheCommand : SafeDeployCmdlet
                 if (entry is not null && !ShouldProcess(entry.Path, $"Remove model cache entry of '{ModelCache.DisplayUri(entry.Uri)}'")) return;
                 var removed = cache.Remove(uri, DirectReporter);
                 if (PassThru) WriteObject(removed);
-            }, raw);
+            }, ModelCache.DisplayUri(raw));
         }
     }
 }

@@ -14,14 +14,18 @@ public sealed class TestLockSupportCommand : SafeDeployCmdlet
     [ValidateNotNullOrEmpty]
     public string[]? Path { get; set; }
 
+    /// <summary>The same directory through another mount (as another node sees it): exclusion is probed across it too.</summary>
+    [Parameter] [ValidateNotNullOrEmpty] public string? OtherPath { get; set; }
+
     protected override void ProcessRecord()
     {
         var dirs = Path?.Select(ResolvePath) ?? new[] { StateDirectoryManager.Default(DirectReporter).LockDir };
+        var other = OtherPath is { } o ? ResolvePath(o) : null;
         foreach (var dir in dirs)
             TryEngine(() =>
             {
-                var report = LockSupportProbe.Run(dir, Cancellation);
-                if (!report.ExclusionWorks || report.IsNetworkFileSystem) WriteWarning(report.Detail);
+                var report = LockSupportProbe.Run(dir, Cancellation, other);
+                if (!report.ExclusionWorks || report.ReachesOtherNodes == false) WriteWarning(report.Detail);
                 WriteObject(report);
             }, dir);
     }

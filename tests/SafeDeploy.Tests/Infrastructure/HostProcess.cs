@@ -105,7 +105,7 @@ public sealed class HostProcess : IDisposable
 public static class ProcessSwarm
 {
     public static IReadOnlyList<ProcessOutcome> RunAtOnce(int count, Func<int, string> scriptFor,
-        IReadOnlyDictionary<string, string?>? env = null, TimeSpan? timeout = null)
+        IReadOnlyDictionary<string, string?>? env = null, TimeSpan? timeout = null, TimeSpan? barrierDeadline = null)
     {
         using var barrier = new TempDir("barrier");
         var go = Path.Combine(barrier.Path, "go");
@@ -118,7 +118,7 @@ public static class ProcessSwarm
                 var prelude = $"[IO.File]::WriteAllText('{ready}', ''); while (-not [IO.File]::Exists('{go}')) {{ [Threading.Thread]::Sleep(1) }}\n";
                 procs.Add(HostProcess.Start(prelude + scriptFor(i), env));
             }
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60 + count);
+            var deadline = DateTime.UtcNow + (barrierDeadline ?? TimeSpan.FromSeconds(60 + count));
             while (Directory.GetFiles(barrier.Path, "ready.*").Length < count)
             {
                 if (DateTime.UtcNow > deadline || procs.Any(p => p.HasExited))

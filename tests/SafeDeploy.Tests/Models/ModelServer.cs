@@ -46,6 +46,8 @@ public sealed class ServedModel
     public int Requests, FullTransfers, RangeTransfers;
     public long BytesSent;
     public readonly ConcurrentQueue<string> AuthorizationHeaders = new();
+    /// <summary>Every request header as "Name: value", to check that a secret never reached this server.</summary>
+    public readonly ConcurrentQueue<string> AllHeaders = new();
 }
 
 /// <summary>A real Kestrel server on 127.0.0.1 (port chosen by the kernel) serving generated files with Range, If-Range and ETag support.</summary>
@@ -53,6 +55,13 @@ public sealed class ModelServer : IDisposable
 {
     readonly WebApplication app;
     readonly ConcurrentDictionary<string, ServedModel> files = new();
+    readonly ConcurrentDictionary<string, string> redirects = new();
+
+    /// <summary>Every request header of redirected requests as "Name: value".</summary>
+    public readonly ConcurrentQueue<string> RedirectHeaders = new();
+
+    /// <summary>Answers <paramref name="path"/> with a 302 to <paramref name="location"/> (absolute or relative).</summary>
+    public void Redirect(string path, string location) => redirects[path.TrimStart('/')] = location;
 
     public ModelServer()
     {
@@ -79,6 +88,13 @@ public sealed class ModelServer : IDisposable
     async Task Handle(HttpContext ctx)
     {
         var key = ctx.Request.Path.Value!.TrimStart('/');
+        if (redirects.TryGetValue(key, out var location))
+        {
+            foreach (var h in ctx.Request.Headers) RedirectHeaders.Enqueue($"{h.Key}: {h.Value}");
+            ctx.Response.StatusCode = 302;
+            ctx.Response.Headers.Location = location;
+            return;
+        }
         if (!files.TryGetValue(key, out var m))
         {
             ctx.Response.StatusCode = 404;
@@ -86,6 +102,7 @@ public sealed class ModelServer : IDisposable
             return;
         }
         Interlocked.Increment(ref m.Requests);
+        foreach (var h in ctx.Request.Headers) m.AllHeaders.Enqueue($"{h.Key}: {h.Value}");
         if (ctx.Request.Headers.Authorization.Count > 0) m.AuthorizationHeaders.Enqueue(ctx.Request.Headers.Authorization.ToString());
         var content = m.Content;
         var etag = m.ETag;
