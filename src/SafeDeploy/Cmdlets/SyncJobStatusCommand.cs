@@ -43,6 +43,8 @@ public sealed class SyncJobStatusCommand : SafeDeployCmdlet
 
     [Parameter(ParameterSetName = UpdateSet)] public SwitchParameter NoPush { get; set; }
 
+    [Parameter] public SwitchParameter NoVerify { get; set; }
+
     [Parameter] [ValidateRange(0, 86400)] public int LockTimeoutSec { get; set; } = 30;
 
     protected override void ProcessRecord()
@@ -50,7 +52,7 @@ public sealed class SyncJobStatusCommand : SafeDeployCmdlet
         var repo = ResolvePath(Repository);
         var options = new JobStatusOptions
         {
-            Repository = repo, StatusDirectory = StatusDirectory, Remote = Remote, Branch = Branch, NoPush = NoPush,
+            Repository = repo, StatusDirectory = StatusDirectory, Remote = Remote, Branch = Branch, NoPush = NoPush, NoVerify = NoVerify,
             LockTimeout = TimeSpan.FromSeconds(LockTimeoutSec),
         };
         if (ParameterSetName == OutboxSet)
