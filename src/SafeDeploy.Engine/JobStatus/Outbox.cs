@@ -112,7 +112,7 @@ public sealed class Outbox
             try
             {
                 state.Sub("done", create: true);
-                if (outbox.MoveTo(entry.FileName, done, $"{entry.Id}~{commit}")) return;
+                if (outbox.MoveToSibling(entry.FileName, "done", $"{entry.Id}~{commit}")) return;
             }
             catch (Errors.SafeDeployException) { } // no receipt: its writer still sees the update gone and reports it pushed
         outbox.Delete(entry.FileName);
@@ -154,10 +154,12 @@ public sealed class Outbox
         {
             if (name is "index" or "index.lock") state.Delete(name); // left by versions that kept the index here
             else if (name.StartsWith("work-", StringComparison.Ordinal) && !state.Delete(name))
-                try { state.Sub(name, create: false).DeleteTree(); } catch (Errors.SafeDeployException) { }
+                try { state.DeleteTree(name); } catch (Errors.SafeDeployException) { }
         }
         return state.Sub("work-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(8)).ToLowerInvariant(), create: true, mode: 0x1C0, exclusive: true);
     }
+
+    internal void RemoveWorkDirectory(OutboxFiles work) => state.DeleteTree(Path.GetFileName(work.Directory));
 }
 
 /// <summary>The checks a record read back from the outbox must pass: anyone who can write there could have written it.</summary>

@@ -24,7 +24,7 @@ internal sealed class OutboxPusher(GitRepository repo, Outbox outbox, JobStatusO
         var work = outbox.NewWorkDirectory();
         (bool pushed, string? commit, int attempts, string? error) result;
         try { result = Push(Outbox.Newest(entries), work); }
-        finally { work.DeleteTree(); }
+        finally { outbox.RemoveWorkDirectory(work); }
         var (pushed, commit, attempts, error) = result;
         if (pushed)
         {

@@ -23,14 +23,18 @@ public class JobStatusAttackTests
         public void Progress(ProgressUpdate update) { }
     }
 
-    /// <summary>A clone whose .git/safedeploy and outbox exist and are writable by everyone (as a group-shared clone is by its group).</summary>
-    static (string Clone, string State, string Outbox) SharedClone(GitRemote remote)
+    /// <summary>
+    /// A clone whose .git/safedeploy and outbox exist and are writable by everyone (as a group-shared clone is by its
+    /// group); <paramref name="outboxMode"/> 1777 makes the outbox a sticky drop directory, where others' files are read.
+    /// </summary>
+    static (string Clone, string State, string Outbox) SharedClone(GitRemote remote, string outboxMode = "1777")
     {
         var clone = remote.Clone("c1");
         Assert.True(JobStatusSync.Sync(new JobStatusUpdate { JobName = "seed", Status = "queued" }, new JobStatusOptions { Repository = clone, NoPush = true }).Queued);
         var state = Path.Combine(clone, ".git", "safedeploy");
         var outbox = Path.Combine(state, "outbox");
-        Programs.Run("chmod", "0777", state, outbox);
+        Programs.Run("chmod", "0777", state);
+        Programs.Run("chmod", outboxMode, outbox);
         return (clone, state, outbox);
     }
 
@@ -81,6 +85,23 @@ public class JobStatusAttackTests
     }
 
     [Fact]
+    public void PlantedRecord_InAnOutboxOthersCanWrite_IsRefusedAsAnotherUsersFile()
+    {
+        using var remote = new GitRemote();
+        var (clone, _, outbox) = SharedClone(remote, outboxMode: "0777");
+        var record = Record("evil-d");
+        Plant(outbox, record);
+
+        var rec = new Recorder();
+        var results = JobStatusSync.Flush(new JobStatusOptions { Repository = clone, Reporter = rec });
+
+        Assert.Null(remote.Show("data/status/evil-d.json"));
+        Assert.Equal(["seed"], results.Select(r => r.JobName));
+        Assert.True(File.Exists(Path.Combine(outbox, record.Name)));
+        Assert.Contains(rec.Warnings, w => w.Contains(record.Name) && w.Contains("another user"));
+    }
+
+    [Fact]
     public void PlantedRecord_WithAPathForItsId_IsRefused_AndNothingIsMovedOutside()
     {
         using var remote = new GitRemote();
@@ -118,7 +139,7 @@ public class JobStatusAttackTests
         Assert.True(r.Pushed);
         Assert.True(File.Exists(precious), "root deleted a file through a planted symlink");
         Assert.Equal("keep me\n", File.ReadAllText(precious));
-        Assert.Contains(rec.Warnings, w => w.Contains("not pruned") && w.Contains("symlink"));
+        Assert.Contains(rec.Warnings, w => w.Contains("not pruned") && w.Contains("symbolic link"));
     }
 
     [Fact]
