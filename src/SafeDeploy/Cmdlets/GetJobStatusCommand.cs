@@ -14,6 +14,7 @@ public sealed class GetJobStatusCommand : SafeDeployCmdlet
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [Alias("Name")]
     [SupportsWildcards]
+    [ArgumentCompleter(typeof(JobNameCompleter))]
     public string[] JobName { get; set; } = Array.Empty<string>();
 
     [Parameter] [ValidateNotNullOrEmpty] public string StatusDirectory { get; set; } = "data/status";

@@ -21,6 +21,7 @@ public sealed class SyncJobStatusCommand : SafeDeployCmdlet
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = UpdateSet, ValueFromPipelineByPropertyName = true)]
     [Alias("Name")]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(JobNameCompleter))]
     public string JobName { get; set; } = "";
 
     // A string, not an enum: a DeployResult's Status (Succeeded, RolledBack, Failed, RollbackFailed) binds here by
