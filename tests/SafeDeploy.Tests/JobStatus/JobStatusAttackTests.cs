@@ -15,14 +15,6 @@ namespace SafeDeploy.Tests.JobStatus;
 /// </summary>
 public class JobStatusAttackTests
 {
-    sealed class Recorder : IOperationReporter
-    {
-        public List<string> Warnings { get; } = new();
-        public void Verbose(string message) { }
-        public void Warning(string message) { lock (Warnings) Warnings.Add(message); }
-        public void Progress(ProgressUpdate update) { }
-    }
-
     /// <summary>
     /// A clone whose .git/safedeploy and outbox exist and are writable by everyone (as a group-shared clone is by its
     /// group); <paramref name="outboxMode"/> 1777 makes the outbox a sticky drop directory, where others' files are read.
