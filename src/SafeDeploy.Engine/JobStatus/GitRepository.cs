@@ -3,8 +3,13 @@ using SafeDeploy.Engine.Platform;
 
 namespace SafeDeploy.Engine.JobStatus;
 
-/// <summary>A clone, and git run in it through <see cref="ExternalCommand"/> with timeouts, stable English messages and no prompts.</summary>
-public sealed class GitRepository
+/// <summary>
+/// A clone, and git run in it through <see cref="ExternalCommand"/> with timeouts, stable English messages and no prompts.
+/// Every call puts its options first and ends them with "--" (or "--end-of-options" where "--" would start pathspecs),
+/// so no value — a remote, a branch, a job's path — is ever read as an option. The plumbing the sync and the reader
+/// share is in GitRepository.Plumbing.cs.
+/// </summary>
+public sealed partial class GitRepository
 {
     readonly TimeSpan localTimeout, networkTimeout;
     readonly IOperationReporter reporter;
@@ -21,12 +26,13 @@ public sealed class GitRepository
     /// <summary>The path the caller gave (the error target).</summary>
     public string Path { get; }
     public string GitDirectory { get; }
-    /// <summary>SafeDeploy's own directory inside .git: lock, outbox, private index.</summary>
+    /// <summary>SafeDeploy's own directory inside .git: lock, outbox, receipts, private work directories.</summary>
     public string StateDirectory => System.IO.Path.Combine(GitDirectory, "safedeploy");
 
     /// <summary>Opens a clone; a path that is missing or not a git repository is an error naming that path.</summary>
-    public static GitRepository Open(string path, TimeSpan localTimeout, TimeSpan networkTimeout, IOperationReporter reporter, CancellationToken token)
+    public static GitRepository Open(JobStatusOptions options, CancellationToken token)
     {
+        var path = options.Repository;
         if (!Directory.Exists(path))
             throw new SafeDeployException("RepositoryNotFound", ErrorKind.ObjectNotFound, path,
                 $"Repository '{path}' does not exist.", "Pass the path of a clone of the dashboard repository (git clone <url> <path> first).");
@@ -37,7 +43,7 @@ public sealed class GitRepository
             gitDir = System.IO.Path.GetFullPath(dotGit);
         else
         {
-            var probe = new GitRepository(path, path, localTimeout, networkTimeout, reporter);
+            var probe = new GitRepository(path, path, options.GitTimeout, options.NetworkTimeout, options.Reporter);
             var r = probe.Run(["rev-parse", "--absolute-git-dir"], token: token);
             if (!r.Succeeded)
                 throw new SafeDeployException("NotAGitRepository", ErrorKind.InvalidArgument, path,
@@ -45,7 +51,7 @@ public sealed class GitRepository
                     "Pass the path of a clone of the dashboard repository (git clone <url> <path> first).");
             gitDir = r.StandardOutput.Trim();
         }
-        return new GitRepository(path, gitDir, localTimeout, networkTimeout, reporter);
+        return new GitRepository(path, gitDir, options.GitTimeout, options.NetworkTimeout, options.Reporter);
     }
 
     /// <summary>Runs git; a failure is a result. <paramref name="network"/> selects the longer timeout.</summary>
@@ -85,6 +91,10 @@ public sealed class GitRepository
         r.TimedOut ? $"'{r.CommandLine}' in '{Path}' timed out after {r.Duration.TotalSeconds:0} s. {r.StandardError.Trim()}"
                    : $"'{r.CommandLine}' in '{Path}' failed (exit {r.ExitCode}): {r.StandardError.Trim()}",
         "Read git's message above; fix the clone (or the remote) and run the command again. Queued updates stay in the outbox.");
+
+    /// <summary>"'git push ...' failed (exit 1): stderr stdout" for warnings.</summary>
+    public static string Describe(CommandResult r) =>
+        $"'{r.CommandLine}' failed{(r.TimedOut ? $" (timed out after {r.Duration.TotalSeconds:0} s)" : $" (exit {r.ExitCode})")}: {(r.StandardError.Trim() + " " + r.StandardOutput.Trim()).Trim()}";
 
     static string FirstLine(string s) => s.Trim().Split('\n').FirstOrDefault()?.Trim() ?? "";
 }

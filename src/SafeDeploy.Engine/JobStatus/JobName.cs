@@ -20,23 +20,31 @@ public static class JobName
     }
 
     /// <summary>Validates a path inside the repository (the status directory): relative, no '..' or '.git' component.</summary>
-    public static string ValidateRepoDirectory(string dir)
+    public static string ValidateRepoDirectory(string dir) => NormalizeRepoDirectory(dir)
+        ?? throw new SafeDeployException("InvalidStatusDirectory", ErrorKind.InvalidArgument, dir,
+            $"'{dir}' is not a usable status directory: it must be a relative path inside the repository, without '.', '..' or '.git' components.",
+            "Use a path such as 'data/status'.");
+
+    /// <summary>The directory as a/b/c, or null when it is not a plain relative path inside the repository.</summary>
+    public static string? NormalizeRepoDirectory(string? dir)
     {
+        if (string.IsNullOrEmpty(dir)) return null;
         var parts = dir.Replace('\\', '/').Split('/', StringSplitOptions.RemoveEmptyEntries);
         if (parts.Length == 0 || dir.StartsWith('/') || parts.Any(p => p is "." or ".." || p.Equals(".git", StringComparison.OrdinalIgnoreCase) || p.Any(char.IsControl)))
-            throw new SafeDeployException("InvalidStatusDirectory", ErrorKind.InvalidArgument, dir,
-                $"'{dir}' is not a usable status directory: it must be a relative path inside the repository, without '.', '..' or '.git' components.",
-                "Use a path such as 'data/status'.");
+            return null;
         return string.Join('/', parts);
     }
 
     /// <summary>Remote and branch names are passed to git as arguments: keep them to plain names.</summary>
     public static string ValidateRefName(string value, string what)
     {
-        if (!string.IsNullOrEmpty(value) && value[0] != '-' && value[0] != '.' && !value.Contains("..") && !value.EndsWith('/') && !value.EndsWith(".lock")
-            && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' or '/'))
-            return value;
+        if (IsValidRefName(value)) return value;
         throw new SafeDeployException($"Invalid{what}", ErrorKind.InvalidArgument, value,
-            $"'{value}' is not a usable {what.ToLowerInvariant()} name.", $"Pass the name of a configured {what.ToLowerInvariant()} (letters, digits, '.', '_', '-', '/').");
+            $"'{value}' is not a usable {what.ToLowerInvariant()} name: use letters, digits, '.', '_', '-' and '/', not starting with '-' or '.'.",
+            $"Pass the name of a configured {what.ToLowerInvariant()} (letters, digits, '.', '_', '-', '/').");
     }
+
+    public static bool IsValidRefName(string? value) =>
+        !string.IsNullOrEmpty(value) && value[0] != '-' && value[0] != '.' && !value.Contains("..") && !value.Contains("/-") && !value.Contains("//")
+        && !value.EndsWith('/') && !value.EndsWith(".lock") && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' or '/');
 }

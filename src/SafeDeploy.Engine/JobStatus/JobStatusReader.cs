@@ -1,4 +1,4 @@
-using System.Text;
+using System.Text.RegularExpressions;
 using SafeDeploy.Engine.Errors;
 
 namespace SafeDeploy.Engine.JobStatus;
@@ -9,47 +9,33 @@ public static class JobStatusReader
     /// <summary>Statuses of <paramref name="jobNames"/> (every job when empty; wildcards * and ? allowed), sorted by name.</summary>
     public static IReadOnlyList<JobStatusRecord> Read(JobStatusOptions options, IReadOnlyList<string> jobNames, bool fetch, CancellationToken token = default)
     {
-        var statusDir = JobName.ValidateRepoDirectory(options.StatusDirectory);
-        JobName.ValidateRefName(options.Remote, "Remote");
-        if (options.Branch is not null) JobName.ValidateRefName(options.Branch, "Branch");
-        var repo = GitRepository.Open(options.Repository, options.GitTimeout, options.NetworkTimeout, options.Reporter, token);
-        var branch = options.Branch ?? JobStatusSync.ResolveBranch(repo, options.Remote, token);
-        var tracking = $"refs/remotes/{options.Remote}/{branch}";
+        var (repo, target) = JobStatusSync.Open(options, token);
+        var tracking = GitRepository.TrackingRef(target.Remote, target.Branch);
         if (fetch)
         {
-            var f = repo.Run(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", options.Remote, $"+refs/heads/{branch}:{tracking}"], network: true, token: token);
-            if (!f.Succeeded) options.Reporter.Warning($"Cannot fetch {options.Remote}/{branch}; showing what was last fetched: {f.StandardError.Trim()}");
+            var (ok, _, error) = repo.FetchBranch(target.Remote, target.Branch, token);
+            if (!ok) options.Reporter.Warning($"Cannot fetch {target.Remote}/{target.Branch}; showing what was last fetched: {error}");
         }
-        var rev = repo.Run(["rev-parse", "-q", "--verify", tracking + "^{commit}"], token: token);
-        if (!rev.Succeeded) rev = repo.Run(["rev-parse", "-q", "--verify", "HEAD^{commit}"], token: token);
-        string? commit = rev.Succeeded ? rev.StandardOutput.Trim() : null;
+        var commit = repo.ResolveCommit(tracking, token) ?? repo.ResolveCommit("HEAD", token);
 
         var found = new Dictionary<string, JobStatusRecord>(StringComparer.Ordinal);
         if (commit is not null)
         {
-            var listing = repo.RunChecked(["ls-tree", "-z", "--full-tree", commit, statusDir + "/"], token: token);
-            var files = listing.Split('\0', StringSplitOptions.RemoveEmptyEntries)
-                .Select(l => l.Split('\t', 2)).Where(p => p.Length == 2 && p[0].Contains(" blob ") && p[1].EndsWith(".json"))
-                .Select(p => (Sha: p[0].Split(' ')[2], Path: p[1], Job: Path.GetFileNameWithoutExtension(p[1])))
+            var files = repo.ListBlobs(commit, target.StatusDirectory, token)
+                .Where(f => f.Path.EndsWith(".json", StringComparison.Ordinal))
+                .Select(f => (f.Sha, f.Path, Job: Path.GetFileNameWithoutExtension(f.Path)))
                 .Where(f => JobName.IsValid(f.Job) && Matches(f.Job, jobNames)).ToList();
             if (files.Count > 0)
             {
-                var raw = Encoding.UTF8.GetBytes(repo.RunChecked(["cat-file", "--batch"], stdin: string.Concat(files.Select(f => f.Sha + "\n")), token: token));
-                int pos = 0;
-                foreach (var f in files)
+                foreach (var (f, o) in files.Zip(repo.CatFiles(files.Select(f => f.Sha).ToList(), token)))
                 {
-                    int nl = Array.IndexOf(raw, (byte)'\n', pos);
-                    var header = Encoding.UTF8.GetString(raw, pos, nl - pos).Split(' ');
-                    pos = nl + 1;
-                    if (header.Length != 3 || !int.TryParse(header[2], out var size)) continue;
-                    var json = Encoding.UTF8.GetString(raw, pos, size);
-                    pos += size + 1;
-                    try { found[f.Job] = StatusJson.Parse(f.Job, json, f.Path, commit, pending: false); }
+                    if (o.Content is null) continue;
+                    try { found[f.Job] = StatusJson.Parse(f.Job, o.Content, f.Path, commit, pending: false); }
                     catch (System.Text.Json.JsonException) { options.Reporter.Warning($"'{f.Path}' in {commit} is not valid JSON; skipped."); }
                 }
             }
         }
-        foreach (var e in Outbox.Newest(new Outbox(repo.StateDirectory).ReadAll().Where(e => e.Remote == options.Remote && e.Branch == branch && e.StatusDirectory == statusDir)))
+        foreach (var e in Outbox.Newest(new Outbox(repo.StateDirectory).ReadFor(target, options.Reporter.Warning)))
         {
             if (!Matches(e.JobName, jobNames)) continue;
             if (found.TryGetValue(e.JobName, out var have) && have.UpdatedAt is { } t && t.UtcTicks > e.UpdatedAtTicks) continue;
@@ -61,8 +47,13 @@ public static class JobStatusReader
     /// <summary>True when a -JobName pattern has * or ?.</summary>
     public static bool HasWildcard(string s) => s.IndexOfAny(['*', '?']) >= 0;
 
+    /// <summary>The error for a job name (without wildcards) that has no status.</summary>
+    public static SafeDeployException NotFound(string name, string repository) =>
+        new("JobStatusNotFound", ErrorKind.ObjectNotFound, name,
+            $"No status for job '{name}' in '{repository}'.", "Check the job name, or add -Fetch to read the remote's newest state.");
+
     static bool Matches(string job, IReadOnlyList<string> patterns) =>
         patterns.Count == 0 || patterns.Any(p => HasWildcard(p)
-            ? System.Text.RegularExpressions.Regex.IsMatch(job, "^" + System.Text.RegularExpressions.Regex.Escape(p).Replace("\\*", ".*").Replace("\\?", ".") + "$")
+            ? Regex.IsMatch(job, "^" + Regex.Escape(p).Replace("\\*", ".*").Replace("\\?", ".") + "$")
             : p == job);
 }

@@ -29,6 +29,8 @@ public sealed record JobStatusOptions
     public string? Branch { get; init; }
     /// <summary>Keep the update in the outbox without pushing.</summary>
     public bool NoPush { get; init; }
+    /// <summary>Push with --no-verify: the clone's pre-push hook does not run (the remote's own hooks always do).</summary>
+    public bool NoVerify { get; init; }
     /// <summary>How long to wait for the clone's lock before queueing the update instead.</summary>
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Pushes tried (each after a fetch and rebuild on the new remote tip) before the update is queued.</summary>

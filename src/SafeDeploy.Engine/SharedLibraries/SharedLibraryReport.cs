@@ -15,8 +15,9 @@ public sealed record CanaryResult
     public bool TimedOut { get; init; }
     /// <summary>For -Probe programs: the exit code of the same command without the library (what "normal" is for it).</summary>
     public int? BaselineExitCode { get; init; }
-    /// <summary>Not run: the probe's program is not installed here.</summary>
+    /// <summary>Not run: the probe's program is not installed here (then Passed is false too: not run is not passed).</summary>
     public bool Skipped { get; init; }
+    /// <summary>It ran and behaved as without the library (exit code, no signal, no timeout, no loader error).</summary>
     public bool Passed { get; init; }
     /// <summary>Why it did not pass (null when it did).</summary>
     public string? Problem { get; init; }
@@ -49,8 +50,14 @@ public sealed record SharedLibraryReport
     /// <summary>How many symbols the library exports in all.</summary>
     public int ExportedSymbolCount { get; init; }
     public IReadOnlyList<CanaryResult> Canary { get; init; } = Array.Empty<CanaryResult>();
-    /// <summary>True only when every check held: ELF, host architecture, a shared object, every symbol, every canary.</summary>
+    /// <summary>
+    /// True only when every check held: a well-formed ELF file of the host's architecture, a shared object (not an
+    /// executable), every asked-for symbol exported, and every canary and probe that ran passed. Probes that could not
+    /// run are in <see cref="ProbesSkipped"/> (with a warning) and vouch for nothing.
+    /// </summary>
     public bool IsValid { get; init; }
+    /// <summary>-Probe command lines not run because their program is not installed here.</summary>
+    public IReadOnlyList<string> ProbesSkipped { get; init; } = Array.Empty<string>();
     /// <summary>Each failed check, in words.</summary>
     public IReadOnlyList<string> Problems { get; init; } = Array.Empty<string>();
     public string? Sha256 { get; init; }

@@ -102,6 +102,7 @@ public static class SharedLibraryValidator
             IsElf = true, Class = ClassName(elf.Class), Machine = elf.MachineName, Type = TypeName(elf.Type), Kind = elf.Kind.ToString(),
             IsSharedObject = shared, MatchesHost = matches, SoName = elf.SoName, Needed = elf.Needed, SymbolsFound = found,
             SymbolsMissing = missing, ExportedSymbolCount = exported.Count, Canary = canaries, Problems = problems, IsValid = problems.Count == 0,
+            ProbesSkipped = canaries.Where(c => c.Skipped).Select(c => c.Program).ToList(),
         };
     }
 
@@ -111,12 +112,13 @@ public static class SharedLibraryValidator
     static async Task<CanaryResult> RunProbeAsync(string library, string commandLine, SharedLibraryCheckOptions options, CancellationToken token)
     {
         var argv = ShellWords.Split(commandLine);
-        if (argv.Count == 0) return new CanaryResult { Program = commandLine, Skipped = true, Problem = "empty probe" };
-        var program = ExternalCommand.Which(argv[0]);
+        var program = argv.Count == 0 ? null : ExternalCommand.Which(argv[0]);
         if (program is null)
         {
-            options.Reporter.Verbose($"Probe '{commandLine}' skipped: '{argv[0]}' is not installed here.");
-            return new CanaryResult { Program = commandLine, Skipped = true, Passed = true, Problem = $"'{argv[0]}' is not installed here; not run." };
+            // Not run is not passed: the report says so, and IsValid only vouches for what ran.
+            var why = argv.Count == 0 ? "the probe is empty" : $"'{argv[0]}' is not installed here";
+            options.Reporter.Warning($"Probe '{commandLine}' was skipped: {why}. It did not run, so it proves nothing about this library; run the check where the program exists.");
+            return new CanaryResult { Program = commandLine, Skipped = true, Passed = false, Problem = $"{why}; not run." };
         }
         // What the probe does without the library is its normal (sshd -t as a user may well exit 255): the library must not change it.
         var baseline = await Run([program, .. argv.Skip(1)], null, options, token).ConfigureAwait(false);

@@ -11,6 +11,7 @@ public sealed class ConfirmSafeDeployCommand : SafeDeployCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(DeploymentNameCompleter))]
     public string Name { get; set; } = "";
 
     [Parameter] [ValidateNotNullOrEmpty] public string? StateDirectory { get; set; }

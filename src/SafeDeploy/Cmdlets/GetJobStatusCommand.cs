@@ -1,5 +1,4 @@
 using System.Management.Automation;
-using SafeDeploy.Engine.Errors;
 using SafeDeploy.Engine.JobStatus;
 using SafeDeploy.Internal;
 
@@ -15,6 +14,7 @@ public sealed class GetJobStatusCommand : SafeDeployCmdlet
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [Alias("Name")]
     [SupportsWildcards]
+    [ArgumentCompleter(typeof(JobNameCompleter))]
     public string[] JobName { get; set; } = Array.Empty<string>();
 
     [Parameter] [ValidateNotNullOrEmpty] public string StatusDirectory { get; set; } = "data/status";
@@ -34,7 +34,6 @@ public sealed class GetJobStatusCommand : SafeDeployCmdlet
         catch (Exception e) when (IsReportable(e)) { WriteError(ErrorMapper.ToRecord(e, repo)); return; }
         foreach (var r in found) WriteObject(r);
         foreach (var name in JobName.Where(n => !JobStatusReader.HasWildcard(n) && !found.Any(r => r.JobName == n)))
-            WriteError(ErrorMapper.ToRecord(new SafeDeployException("JobStatusNotFound", ErrorKind.ObjectNotFound, name,
-                $"No status for job '{name}' in '{repo}'.", "Check the job name, or add -Fetch to read the remote's newest state."), name));
+            WriteError(ErrorMapper.ToRecord(JobStatusReader.NotFound(name, repo), name));
     }
 }

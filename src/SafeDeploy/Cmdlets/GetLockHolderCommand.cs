@@ -12,6 +12,7 @@ public sealed class GetLockHolderCommand : SafeDeployCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = InvokeWithLockCommand.ByName, ValueFromPipeline = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(LockNameCompleter))]
     public string[] Name { get; set; } = Array.Empty<string>();
 
     [Parameter(Mandatory = true, ParameterSetName = InvokeWithLockCommand.ByPath, ValueFromPipelineByPropertyName = true)]

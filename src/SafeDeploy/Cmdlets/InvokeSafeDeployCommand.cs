@@ -22,7 +22,7 @@ public sealed class InvokeSafeDeployCommand : SafeDeployCmdlet
 
     [Parameter] public Hashtable? Variables { get; set; }
 
-    [Parameter] [ValidateNotNullOrEmpty] public string[]? Phase { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(PhaseNameCompleter))] public string[]? Phase { get; set; }
 
     [Parameter] [ValidateRange(1, 256)] public int ThrottleLimit { get; set; } = 5;
 

@@ -16,7 +16,7 @@ public sealed class InvokeWithLockCommand : SafeDeployCmdlet
     internal const string ByPath = "ByPath";
     static readonly ConcurrentDictionary<string, bool> warnedFileSystems = new();
 
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ByName)] [ValidateNotNullOrEmpty] public string Name { get; set; } = "";
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ByName)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(LockNameCompleter))] public string Name { get; set; } = "";
 
     [Parameter(Mandatory = true, ParameterSetName = ByPath)] [ValidateNotNullOrEmpty] public string Path { get; set; } = "";
 

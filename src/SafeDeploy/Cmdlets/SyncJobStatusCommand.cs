@@ -21,6 +21,7 @@ public sealed class SyncJobStatusCommand : SafeDeployCmdlet
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = UpdateSet, ValueFromPipelineByPropertyName = true)]
     [Alias("Name")]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(JobNameCompleter))]
     public string JobName { get; set; } = "";
 
     // A string, not an enum: a DeployResult's Status (Succeeded, RolledBack, Failed, RollbackFailed) binds here by
@@ -43,6 +44,8 @@ public sealed class SyncJobStatusCommand : SafeDeployCmdlet
 
     [Parameter(ParameterSetName = UpdateSet)] public SwitchParameter NoPush { get; set; }
 
+    [Parameter] public SwitchParameter NoVerify { get; set; }
+
     [Parameter] [ValidateRange(0, 86400)] public int LockTimeoutSec { get; set; } = 30;
 
     protected override void ProcessRecord()
@@ -50,7 +53,7 @@ public sealed class SyncJobStatusCommand : SafeDeployCmdlet
         var repo = ResolvePath(Repository);
         var options = new JobStatusOptions
         {
-            Repository = repo, StatusDirectory = StatusDirectory, Remote = Remote, Branch = Branch, NoPush = NoPush,
+            Repository = repo, StatusDirectory = StatusDirectory, Remote = Remote, Branch = Branch, NoPush = NoPush, NoVerify = NoVerify,
             LockTimeout = TimeSpan.FromSeconds(LockTimeoutSec),
         };
         if (ParameterSetName == OutboxSet)

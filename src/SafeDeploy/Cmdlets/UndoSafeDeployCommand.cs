@@ -11,9 +11,10 @@ public sealed class UndoSafeDeployCommand : SafeDeployCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(DeploymentNameCompleter))]
     public string Name { get; set; } = "";
 
-    [Parameter(ValueFromPipelineByPropertyName = true)] [ValidateNotNullOrEmpty] public string? Id { get; set; }
+    [Parameter(ValueFromPipelineByPropertyName = true)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(RunIdCompleter))] public string? Id { get; set; }
 
     [Parameter] [ValidateNotNullOrEmpty] public string? StateDirectory { get; set; }
 

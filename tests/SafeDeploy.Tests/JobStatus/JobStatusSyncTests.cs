@@ -9,14 +9,6 @@ namespace SafeDeploy.Tests.JobStatus;
 /// <summary>The engine against real git: rejects, rebuilds, bounds.</summary>
 public class JobStatusSyncTests
 {
-    sealed class Recorder : IOperationReporter
-    {
-        public List<string> Warnings { get; } = new();
-        public void Verbose(string message) { }
-        public void Warning(string message) { lock (Warnings) Warnings.Add(message); }
-        public void Progress(ProgressUpdate update) { }
-    }
-
     static JobStatusResult Sync(string clone, string job, string status, int? progress = null, int maxAttempts = 12, IOperationReporter? reporter = null) =>
         JobStatusSync.Sync(new JobStatusUpdate { JobName = job, Status = status, Progress = progress, Message = $"p{progress}" },
             new JobStatusOptions { Repository = clone, MaxAttempts = maxAttempts, Reporter = reporter ?? NullReporter.Instance });

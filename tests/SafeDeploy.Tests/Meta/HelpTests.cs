@@ -113,7 +113,7 @@ public class HelpTests
         Assert.True(!r.AllErrors.Any(), r.Describe());
         var text = string.Join("\n", r.Output.Select(o => o.ToString()));
         Assert.Contains("about_SafeDeploy", text);
-        foreach (var heading in new[] { "KERNEL LOCKS, NOT LOCK FILES", "ATOMIC WRITES", "STATE DIRECTORIES", "THE JOURNAL", "GENERATIONS AND ROLLBACK", "TRY MODE", "THE HOST" })
+        foreach (var heading in new[] { "KERNEL LOCKS, NOT LOCK FILES", "ATOMIC WRITES", "STATE DIRECTORIES", "THE JOURNAL", "GENERATIONS AND ROLLBACK", "TRY MODE", "THE HOST", "THREAT MODEL" })
             Assert.Contains(heading, text);
     }
 
