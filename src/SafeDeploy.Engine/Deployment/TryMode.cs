@@ -59,8 +59,8 @@ public static class TryMode
     }
 
     /// <summary>
-    /// What the watchdog of run <paramref name="runId"/> did (null: not a try-mode run). Watching past the deadline with its
-    /// process gone, or more than a minute past it, is <see cref="WatchdogState.Lost"/>: nobody will roll back.
+    /// What the watchdog of run <paramref name="runId"/> did (null: not a try-mode run). A watchdog whose process is gone while it
+    /// still watched, or that never reported two minutes past the deadline, is <see cref="WatchdogState.Lost"/>: nobody will roll back.
     /// </summary>
     public static WatchdogOutcome? Outcome(DeploymentStore store, string name, string runId)
     {
@@ -69,12 +69,12 @@ public static class TryMode
         if (armed is null) return null;
         var rollbackAt = DateTimeOffset.Parse((string)armed["rollbackAt"]!, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
         var read = TryWatchdog.Read(Path.Combine(store.RunDirectory(name, runId), TryWatchdog.OutcomeFileName));
-        var now = DateTimeOffset.UtcNow;
-        bool late = now > rollbackAt.AddSeconds(5);
+        // A host starting on a loaded machine can take many seconds before its first word: only long silence counts as lost.
         if (read is null)
-            return late ? new WatchdogOutcome(WatchdogState.Lost, null, null, null, "the watchdog never reported (it did not start, or died at once)")
+            return DateTimeOffset.UtcNow > rollbackAt.AddMinutes(2)
+                ? new WatchdogOutcome(WatchdogState.Lost, null, null, null, "the watchdog never reported (it did not start, or died at once)")
                 : new WatchdogOutcome(WatchdogState.Watching, null, null, null, null);
-        if (read.State == WatchdogState.Watching && late && (read.Pid is not { } pid || !Services.ProcessLiveness.IsAlive(pid) || now > rollbackAt.AddMinutes(1)))
+        if (read.State == WatchdogState.Watching && (read.Pid is not { } pid || !Services.ProcessLiveness.IsAlive(pid)))
             return read with { State = WatchdogState.Lost, Message = "the watchdog stopped before rolling back (killed, or the machine rebooted)" };
         return read;
     }

@@ -113,10 +113,13 @@ public sealed record ExternalCommand
     static string Quote(string a) => a.Length > 0 && a.All(c => char.IsLetterOrDigit(c) || "-_./=:@%+,".Contains(c)) ? a : "'" + a.Replace("'", "'\\''") + "'";
 
     /// <summary>Finds a program on PATH (null when absent).</summary>
-    public static string? Which(string program)
+    public static string? Which(string program) => Which(program, System.Environment.GetEnvironmentVariable("PATH"));
+
+    /// <summary>Finds a program on the given PATH value (a child's, not necessarily ours; null when absent).</summary>
+    public static string? Which(string program, string? path)
     {
         if (program.Contains('/')) return File.Exists(program) ? program : null;
-        foreach (var dir in (System.Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var dir in (path ?? "/usr/bin:/bin").Split(':', StringSplitOptions.RemoveEmptyEntries))
         {
             var candidate = System.IO.Path.Combine(dir, program);
             if (File.Exists(candidate)) return candidate;
