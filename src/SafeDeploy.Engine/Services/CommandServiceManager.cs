@@ -15,6 +15,8 @@ public sealed record CommandServiceOptions
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(60);
     public IReadOnlyDictionary<string, string?> Environment { get; init; } = new Dictionary<string, string?>();
+    /// <summary>The environment the commands start from (null: <see cref="ProcessEnvironment.Default"/>); <see cref="Environment"/> is set on top.</summary>
+    public ProcessEnvironment? BaseEnvironment { get; init; }
     public string? WorkingDirectory { get; init; }
 }
 
@@ -25,10 +27,16 @@ public sealed class CommandServiceManager(CommandServiceOptions options) : IServ
 
     static string Format(IReadOnlyList<string> argv) => ExternalCommand.Format(argv[0], argv.Skip(1));
 
-    ExternalCommand Cmd(IReadOnlyList<string> argv, TimeSpan timeout) => new()
+    ExternalCommand Cmd(IReadOnlyList<string> argv, TimeSpan timeout)
     {
-        Program = argv[0], Arguments = argv.Skip(1).ToArray(), Timeout = timeout, Environment = options.Environment, WorkingDirectory = options.WorkingDirectory,
-    };
+        var env = (options.BaseEnvironment ?? ProcessEnvironment.Default()).With(options.Environment);
+        return new()
+        {
+            // Looked up on the commands' own PATH, not the deployer's.
+            Program = ExternalCommand.Which(argv[0], env.Variables.GetValueOrDefault("PATH")) ?? argv[0], Arguments = argv.Skip(1).ToArray(), Timeout = timeout,
+            IsolatedEnvironment = env, WorkingDirectory = options.WorkingDirectory,
+        };
+    }
 
     public async Task<ServiceStatus> GetStatusAsync(CancellationToken cancellationToken)
     {

@@ -18,6 +18,8 @@ public sealed record ProcessServiceOptions
     public string? LogFile { get; init; }
     public string? WorkingDirectory { get; init; }
     public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+    /// <summary>The environment the service starts from (null: <see cref="ProcessEnvironment.Default"/>); <see cref="Environment"/> is set on top.</summary>
+    public ProcessEnvironment? BaseEnvironment { get; init; }
     /// <summary>
     /// An ld.so.preload file (already under -Root) whose entries the service is started with, through LD_PRELOAD, as the
     /// real loader would apply /etc/ld.so.preload; entries are placed under <see cref="Root"/>.
@@ -39,18 +41,21 @@ public sealed record ProcessServiceOptions
 /// </summary>
 public sealed class ProcessServiceManager(ProcessServiceOptions options) : IServiceManager
 {
-    // Runs in the detached session: records its own pid, detaches stdio, closes every other descriptor it inherited (a
-    // deployer's pipes must not stay open for the life of the service; bash can close any number, sh only 3-9), applies the preload to the service only
-    // (not to this shell), then becomes the service, so the recorded pid is the service's.
+    // Runs in the detached session: says its own pid on stdout (SafeDeploy writes the pid file itself), detaches stdio,
+    // closes every other descriptor it inherited (a deployer's pipes must not stay open for the life of the service; bash
+    // can close any number, sh only 3-9), applies the preload to the service only (not to this shell), then becomes the
+    // service, so the pid said is the service's. The log path was checked first (a directory only root or we can write).
     const string Launcher = """
-        echo $$ > "$1.tmp" && mv -f "$1.tmp" "$1" || exit 111
-        exec >>"$2" 2>&1 </dev/null
+        echo $$
+        exec >>"$1" 2>&1 </dev/null
         if [ -n "$BASH_VERSION" ]; then for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi; done 2>/dev/null; fi
-        shift 2
+        shift 1
         if [ -n "$SAFEDEPLOY_LD_PRELOAD" ]; then LD_PRELOAD="$SAFEDEPLOY_LD_PRELOAD"; export LD_PRELOAD; fi
         unset SAFEDEPLOY_LD_PRELOAD
         exec "$@"
         """;
+
+    readonly PidFile pidFile = new(options.PidFile, options.Root);
 
     public ProcessServiceOptions Options => options;
 
@@ -60,7 +65,7 @@ public sealed class ProcessServiceManager(ProcessServiceOptions options) : IServ
     {
         var pid = ReadPid();
         if (pid is null) return Task.FromResult(new ServiceStatus(false, null, $"no pid in {options.PidFile}"));
-        if (!IsOurs(pid.Value)) return Task.FromResult(new ServiceStatus(false, null, $"pid {pid} from {options.PidFile} is gone (or is another program now)"));
+        if (!IsOurs(pid.Value)) return Task.FromResult(new ServiceStatus(false, null, $"pid {pid} from {options.PidFile} is gone (or is not the process SafeDeploy started)"));
         return Task.FromResult(new ServiceStatus(true, pid, $"running as pid {pid}"));
     }
 
@@ -87,7 +92,7 @@ public sealed class ProcessServiceManager(ProcessServiceOptions options) : IServ
                     $"{Describe()}: pid {pid} survived SIGKILL for 10 s (stuck in the kernel, uninterruptible sleep?).",
                     "Look at the process (cat /proc/<pid>/stack as root); the deployment was not continued.");
         }
-        try { File.Delete(options.PidFile); } catch (IOException) { }
+        pidFile.Delete();
         return new ServiceStopResult(true, escalated, pid, clock.Elapsed);
     }
 
@@ -97,36 +102,31 @@ public sealed class ProcessServiceManager(ProcessServiceOptions options) : IServ
         var before = await GetStatusAsync(cancellationToken).ConfigureAwait(false);
         if (before.Running) { reporter.Verbose($"{Describe()}: already running as pid {before.Pid}."); return new ServiceStartResult(true, before.Pid, clock.Elapsed); }
 
-        var program = ExternalCommand.Which(options.Command[0]) ?? throw new SafeDeployException("CommandNotFound", ErrorKind.ObjectNotFound, options.Command[0],
-            $"Cannot start the service: '{options.Command[0]}' does not exist or is not on PATH.", "Fix the service's command, or install the program.");
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.PidFile))!);
-        if (options.LogFile is not null) Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.LogFile))!);
-        try { File.Delete(options.PidFile); } catch (IOException) { }
+        var env = (options.BaseEnvironment ?? ProcessEnvironment.Default()).With(options.Environment.Select(p => new KeyValuePair<string, string?>(p.Key, p.Value)));
+        var program = ExternalCommand.Which(options.Command[0], env.Variables.GetValueOrDefault("PATH")) ?? throw new SafeDeployException("CommandNotFound", ErrorKind.ObjectNotFound, options.Command[0],
+            $"Cannot start the service: '{options.Command[0]}' does not exist or is not on the service's PATH.", "Fix the service's command, or install the program.");
+        pidFile.Delete();
+        var log = options.LogFile is null ? "/dev/null" : ServicePath.PrepareLog(options.LogFile, options.Root);
 
-        var env = new Dictionary<string, string?>(StringComparer.Ordinal);
-        foreach (var (k, v) in options.Environment) env[k] = v;
         string? preload = options.PreloadFile is null ? null : PreloadFile.ToLdPreload(options.PreloadFile, options.Root);
-        env["SAFEDEPLOY_LD_PRELOAD"] = preload ?? "";
+        var launch = new Dictionary<string, string?>(StringComparer.Ordinal) { ["SAFEDEPLOY_LD_PRELOAD"] = preload ?? "", [PidFile.TokenVariable] = pidFile.Token };
         reporter.Verbose($"Starting {Describe()}{(preload is null ? "" : $" with LD_PRELOAD={preload} (from {options.PreloadFile})")}.");
 
-        var setsid = ExternalCommand.Which("setsid") ?? throw new SafeDeployException("CommandNotFound", ErrorKind.NotInstalled, "setsid",
+        var setsid = ExternalCommand.Setsid ?? throw new SafeDeployException("CommandNotFound", ErrorKind.NotInstalled, "setsid",
             "The process service manager needs setsid(1) (util-linux) to detach the service from the deployer.", "Install util-linux.");
+        var shell = File.Exists("/bin/bash") ? "/bin/bash" : "/bin/sh";
         var result = await new ExternalCommand
         {
             Program = setsid,
-            Arguments = ["--fork", File.Exists("/bin/bash") ? "/bin/bash" : "/bin/sh", "-c", Launcher, "safedeploy-service", Path.GetFullPath(options.PidFile), options.LogFile ?? "/dev/null", Path.GetFullPath(program), .. options.Command.Skip(1)],
-            WorkingDirectory = options.WorkingDirectory, Environment = env, Timeout = options.StartTimeout,
+            Arguments = ["--fork", shell, "-c", Launcher, "safedeploy-service", log, Path.GetFullPath(program), .. options.Command.Skip(1)],
+            WorkingDirectory = options.WorkingDirectory, IsolatedEnvironment = env, Environment = launch, Timeout = options.StartTimeout,
         }.RunAsync(cancellationToken).ConfigureAwait(false);
         if (!result.Succeeded)
             throw StartFailed($"setsid exited with {result.ExitCode}{(result.TimedOut ? " (timed out)" : "")}: {result.StandardError.Trim()}");
-
-        var deadline = DateTime.UtcNow + options.StartTimeout;
-        int? pid;
-        while ((pid = ReadPid()) is null)
-        {
-            if (DateTime.UtcNow > deadline) throw StartFailed($"no pid file appeared at {options.PidFile} within {options.StartTimeout.TotalSeconds:0.#} s");
-            await Task.Delay(10, cancellationToken).ConfigureAwait(false);
-        }
+        if (!int.TryParse(result.StandardOutput.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var started) || started <= 1)
+            throw StartFailed($"the launcher did not say its pid (it printed '{result.StandardOutput.Trim()}')");
+        pidFile.Write(started);
+        int? pid = started;
         // The pid is the launcher shell's until it execs the service; give the service a moment to prove it stays up.
         await Task.Delay(options.StartGrace, cancellationToken).ConfigureAwait(false);
         if (!ProcessLiveness.IsAlive(pid.Value))
@@ -146,27 +146,16 @@ public sealed class ProcessServiceManager(ProcessServiceOptions options) : IServ
         return text.Length == 0 ? "" : "; its log ends: " + (text.Length > 300 ? text[^300..] : text);
     }
 
-    int? ReadPid()
-    {
-        try
-        {
-            var text = LockedFileEditor.ReadUnlocked(options.PidFile);
-            if (text is null) return null;
-            return int.TryParse(System.Text.Encoding.ASCII.GetString(text).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && pid > 0 ? pid : null;
-        }
-        catch (IOException) { return null; }
-    }
+    int? ReadPid() => pidFile.Read();
 
-    /// <summary>The pid is alive and runs our program (not a stranger that reused the pid after a reboot or a crash).</summary>
+    /// <summary>The pid is alive, was started by our launcher for this pid file, and runs our program (not a stranger that reused the pid).</summary>
     bool IsOurs(int pid)
     {
-        if (!ProcessLiveness.IsAlive(pid)) return false;
+        if (!pidFile.IsOurs(pid)) return false;
         string[] argv;
         try { argv = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0'); }
         catch (IOException) { return false; }
         var program = ExternalCommand.Which(options.Command[0]) is { } p ? Path.GetFullPath(p) : options.Command[0];
-        // argv[0] of the service is the resolved program path (the launcher execs it so); during the launch window the pid
-        // is still the launcher shell, whose command line holds that path as an argument.
         return argv.Contains(program, StringComparer.Ordinal);
     }
 }

@@ -1,4 +1,5 @@
 using SafeDeploy.Engine.Errors;
+using SafeDeploy.Engine.Platform;
 using SafeDeploy.Engine.SharedLibraries;
 using SafeDeploy.Tests.Infrastructure;
 using Xunit;
@@ -132,5 +133,92 @@ public class PreloadFileTests
         foreach (var e in entries) File.Copy(ShimFixtures.Good, box[e]);
         Parallel.ForEach(entries, new ParallelOptions { MaxDegreeOfParallelism = 8 }, e => PreloadFile.Ensure(box.PreloadFile, e, box[e]));
         Assert.Equal(entries.OrderBy(x => x), PreloadFile.Entries(File.ReadAllText(box.PreloadFile)).OrderBy(x => x));
+    }
+
+    /// <summary>Runs a command as uid/gid 65534 (nobody), a real unprivileged local user.</summary>
+    static void AsNobody(params string[] command) =>
+        Programs.Run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", .. command]);
+
+    [Fact]
+    public void ALibraryReachedThroughAnotherUsersSymlink_IsRefused_AndTheyCannotRepointItLater()
+    {
+        using var box = new ShimSandbox();
+        box.InstallLibrary(ShimFixtures.Good, preload: false);
+        Directory.CreateDirectory(box["/etc"]);
+        // /tmp in the root as on every machine: world-writable and sticky. The other user links a directory of theirs to
+        // the real, root-owned library directory; the entry names the library through it.
+        Directory.CreateDirectory(box["/tmp"]);
+        File.SetUnixFileMode(box["/tmp"], (UnixFileMode)0x3FF); // 1777
+        AsNobody("ln", "-s", System.IO.Path.GetDirectoryName(box.Library)!, box["/tmp/vendor"]);
+        Assert.Equal((uint)65534, Native.Stat(box["/tmp/vendor"], followSymlinks: false)!.Uid);
+
+        using var root = SafeDirectory.OpenRoot(box.Root);
+        var e = Assert.Throws<SafeDeployException>(() => PreloadFile.Ensure(root, "/tmp/vendor/libshim.so"));
+        Assert.Equal("PreloadLibraryInsecure", e.ErrorId);
+        Assert.Equal(ErrorKind.SecurityError, e.Kind);
+        Assert.Equal(box["/tmp"], e.Target); // the world-writable directory holding the link is refused first
+        // The same through the path-string form the deployment uses today.
+        var old = Assert.Throws<SafeDeployException>(() => PreloadFile.Ensure(box.PreloadFile, "/tmp/vendor/libshim.so", box["/tmp/vendor/libshim.so"]));
+        Assert.Equal("PreloadLibraryInsecure", old.ErrorId);
+        Assert.False(File.Exists(box.PreloadFile));
+
+        // A link in a directory only root can write is still not the library's real path.
+        File.CreateSymbolicLink(box["/opt/current"], box["/opt/shim"]);
+        var link = Assert.Throws<SafeDeployException>(() => PreloadFile.Ensure(root, "/opt/current/libshim.so"));
+        Assert.Equal("PreloadLibraryInsecure", link.ErrorId);
+        Assert.Equal(box["/opt/current"], link.Target);
+        Assert.Contains("real path", link.Message);
+        Assert.False(File.Exists(box.PreloadFile));
+    }
+
+    [Fact]
+    public void DotDot_GroupWritableAncestors_AndAnotherUsersDirectory_AreRefused()
+    {
+        using var box = new ShimSandbox();
+        box.InstallLibrary(ShimFixtures.Good, preload: false);
+        using var root = SafeDirectory.OpenRoot(box.Root);
+        var dots = Assert.Throws<SafeDeployException>(() => PreloadFile.Ensure(root, "/opt/shim/../shim/libshim.so"));
+        Assert.Equal("PreloadPathInvalid", dots.ErrorId);
+        Assert.Equal(ErrorKind.InvalidArgument, dots.Kind);
+
+        File.SetUnixFileMode(box["/opt"], (UnixFileMode)0x1FD); // 0775: its group could rename shim/ and plant another
+        var g = Assert.Throws<SafeDeployException>(() => PreloadFile.CheckLibrary(root, ShimSandbox.LibraryEntry));
+        Assert.Equal(box["/opt"], g.Target);
+        Assert.Contains("group-writable", g.Message);
+        File.SetUnixFileMode(box["/opt"], (UnixFileMode)0x1ED);
+
+        Programs.Run("chown", ["65534:65534", box["/opt/shim"]]);
+        var owned = Assert.Throws<SafeDeployException>(() => PreloadFile.CheckLibrary(root, ShimSandbox.LibraryEntry));
+        Assert.Equal(box["/opt/shim"], owned.Target);
+        Assert.Contains("uid 65534", owned.Message);
+        Programs.Run("chown", ["0:0", box["/opt/shim"]]);
+        PreloadFile.CheckLibrary(root, ShimSandbox.LibraryEntry); // all root's again: accepted
+    }
+
+    [Fact]
+    public void APreloadFileLinkPlantedInTheRoot_NeverWritesOutsideIt()
+    {
+        using var box = new ShimSandbox();
+        using var outside = new TempDir("victim");
+        box.InstallLibrary(ShimFixtures.Good, preload: false);
+        var victim = outside.Write("passwd", "root:x:0:0::/root:/bin/sh\n");
+        var before = File.ReadAllBytes(victim);
+        // The root's /etc is the other user's (a rehearsal tree they were given): they plant ld.so.preload as a link out.
+        Directory.CreateDirectory(box["/etc"]);
+        Programs.Run("chown", ["65534:65534", box["/etc"]]);
+        AsNobody("ln", "-s", victim, box.PreloadFile);
+        AsNobody("ln", "-s", "../../../../../../../../" + victim.TrimStart('/'), box["/etc/ld.so.preload.rel"]);
+
+        using var root = SafeDirectory.OpenRoot(box.Root);
+        foreach (var file in new[] { "/etc/ld.so.preload", "/etc/ld.so.preload.rel" })
+        {
+            var e = Assert.Throws<SafeDeployException>(() => PreloadFile.Ensure(root, ShimSandbox.LibraryEntry, file));
+            Assert.Equal("SymlinkRefused", e.ErrorId);
+            Assert.Throws<SafeDeployException>(() => PreloadFile.Restore(root, file, "/opt/shim/libshim.so\n"u8.ToArray()));
+        }
+        var viaPath = Assert.Throws<SafeDeployException>(() => PreloadFile.Ensure(box.PreloadFile, ShimSandbox.LibraryEntry, box.Library));
+        Assert.Equal("SymlinkRefused", viaPath.ErrorId);
+        Assert.Equal(before, File.ReadAllBytes(victim));
+        Assert.True(Native.Stat(box.PreloadFile, followSymlinks: false)!.IsSymlink);
     }
 }

@@ -198,6 +198,97 @@ public class ServiceManagerTests
         Assert.Contains("start sample.service", log);
     }
 
+    static void AsNobody(params string[] command) =>
+        Programs.Run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", .. command]);
+
+    /// <summary>Another instance of the same service program, started by someone else (not through SafeDeploy's launcher).</summary>
+    static System.Diagnostics.Process Victim(ShimSandbox box) =>
+        System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(ShimFixtures.Service, [ShimSandbox.FreePort().ToString()]) { RedirectStandardOutput = true })!;
+
+    [Fact]
+    public async Task ProcessManager_APidFileSomeoneElseWrote_NeverGetsAnotherProcessKilled()
+    {
+        using var box = new ShimSandbox();
+        using var victim = Victim(box);
+        box.Track(victim.Id);
+        try
+        {
+            // A root-owned pid file naming a process of the very same program that SafeDeploy did not start (a stale file,
+            // or one edited by hand): its pid is no proof, so stop leaves it alone.
+            Directory.CreateDirectory(Path.GetDirectoryName(box.PidFile)!);
+            File.WriteAllText(box.PidFile, victim.Id + "\n");
+            var manager = box.Manager(usePreload: false);
+            Assert.False((await manager.GetStatusAsync(default)).Running);
+            Assert.False((await manager.StopAsync(NullReporter.Instance, default)).WasRunning);
+            Assert.True(ProcessLiveness.IsAlive(victim.Id));
+
+            // Another user's pid file in a directory they own: refused outright.
+            File.Delete(box.PidFile);
+            Programs.Run("chown", ["65534:65534", Path.GetDirectoryName(box.PidFile)!]);
+            AsNobody("sh", "-c", $"echo {victim.Id} > '{box.PidFile}'");
+            var e = await Assert.ThrowsAsync<SafeDeployException>(() => manager.StopAsync(NullReporter.Instance, default));
+            Assert.Equal("UntrustedFile", e.ErrorId);
+            Assert.True(ProcessLiveness.IsAlive(victim.Id));
+        }
+        finally { victim.Kill(); victim.WaitForExit(10_000); }
+    }
+
+    [Fact]
+    public async Task ProcessManager_LinksPlantedAtThePidFile_AreNeverWrittenThrough()
+    {
+        using var box = new ShimSandbox();
+        using var outside = new TempDir("victim");
+        var victim = outside.Write("shadow", "root:$6$secret:19000::::::\n");
+        var before = File.ReadAllBytes(victim);
+        var run = Path.GetDirectoryName(box.PidFile)!;
+        Directory.CreateDirectory(run);
+        Programs.Run("chown", ["65534:65534", run]); // a run directory another user can write (a shared service account's)
+        AsNobody("ln", "-s", victim, box.PidFile + ".tmp"); // where the old launcher's `echo $$ >` wrote
+        AsNobody("ln", "-s", victim, box.PidFile);
+        var manager = box.Manager(usePreload: false);
+        var refused = await Assert.ThrowsAsync<SafeDeployException>(() => manager.StartAsync(NullReporter.Instance, default));
+        Assert.Equal("SymlinkRefused", refused.ErrorId);
+        Assert.Equal(box.PidFile, refused.Target);
+        Assert.Equal(before, File.ReadAllBytes(victim));
+
+        File.Delete(box.PidFile); // the admin removes the planted pid file link; the .tmp one stays
+        var start = await manager.StartAsync(NullReporter.Instance, default);
+        int pid = box.Track(start.Pid);
+        Assert.Equal(before, File.ReadAllBytes(victim));
+        var st = Native.Stat(box.PidFile, followSymlinks: false)!;
+        Assert.True(st.IsRegularFile);
+        Assert.Equal(0u, st.Uid);
+        Assert.Equal(pid + "\n", File.ReadAllText(box.PidFile));
+        Assert.Equal(pid, (await manager.GetStatusAsync(default)).Pid);
+        Assert.True((await manager.StopAsync(NullReporter.Instance, default)).WasRunning);
+        Assert.Equal(before, File.ReadAllBytes(victim));
+    }
+
+    [Fact]
+    public async Task ProcessManager_AFifoAtThePidFile_IsRefused_WithoutHanging()
+    {
+        using var box = new ShimSandbox();
+        Directory.CreateDirectory(Path.GetDirectoryName(box.PidFile)!);
+        Programs.Run("mkfifo", [box.PidFile]);
+        var manager = box.Manager(usePreload: false);
+        var e = await Assert.ThrowsAsync<SafeDeployException>(() => manager.GetStatusAsync(default).WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal("NotARegularFile", e.ErrorId);
+        Assert.Equal(box.PidFile, e.Target);
+    }
+
+    [Fact]
+    public async Task ProcessManager_TheServiceGetsTheDefaultEnvironment_NotTheDeployersSecrets()
+    {
+        using var box = new ShimSandbox();
+        using var scope = new EnvScope(("HF_TOKEN", "hf_service_must_not_see"), ("SSH_AUTH_SOCK", "/tmp/agent.sock"));
+        var manager = box.Manager(usePreload: false);
+        int pid = box.Track((await manager.StartAsync(NullReporter.Instance, default)).Pid);
+        var environ = File.ReadAllText($"/proc/{pid}/environ").Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains("PATH=" + ProcessEnvironment.DefaultPath, environ);
+        Assert.DoesNotContain(environ, v => v.StartsWith("HF_TOKEN=") || v.StartsWith("SSH_AUTH_SOCK="));
+        await manager.StopAsync(NullReporter.Instance, default);
+    }
+
     static int SessionOf(int pid)
     {
         var stat = File.ReadAllText($"/proc/{pid}/stat");
