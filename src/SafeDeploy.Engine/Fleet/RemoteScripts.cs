@@ -32,7 +32,7 @@ public static class RemoteScripts
                 ? $"[ -f {dir}/SHA256SUMS ] && cmp -s {dir}/SHA256SUMS - <<'EOS' && echo \"HAVE {x.Name}\"\n{x.Sums}EOS\n"
                 : $"( cd {dir} 2>/dev/null && sha256sum -c --quiet --strict SHA256SUMS >/dev/null 2>&1 ) && echo \"HAVE {x.Name}\"; ");
         }
-        return sb.ToString();
+        return sb.Append("\nexit 0").ToString();
     }
 
     /// <summary>Unpacks uploaded tars, checks every sum, then renames each into its versioned folder.</summary>
