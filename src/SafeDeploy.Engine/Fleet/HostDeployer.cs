@@ -24,6 +24,7 @@ sealed class HostDeployer(SshTransport ssh, HostStaging staging, string rollout,
             var payload = staging.Payload(options.ManifestPath, host, variables);
             stage = staging.Stage(host, payload, Path.GetFileName(options.ManifestPath), token);
             lock (stages) stages[host.Name] = stage;
+            options.Reporter.Verbose($"Host '{host.Name}': staged in {clock.ElapsedMilliseconds} ms ({(stage.Pwsh is null ? "safedeploy host" : "pwsh " + stage.Pwsh)}).");
         }
         catch (SafeDeployException e) when (!token.IsCancellationRequested)
         {
@@ -32,9 +33,11 @@ sealed class HostDeployer(SshTransport ssh, HostStaging staging, string rollout,
         }
         journal.Write("host-start", new JsonObject { ["host"] = host.Name, ["batch"] = batch });
         var script = RemoteScripts.Deploy(stage.FleetDir, rollout, host, stage.ManifestPath, variables, options.TrySeconds);
+        var remote = Stopwatch.StartNew();
         var outcome = RunRemote(host, stage, script, token, out var failure);
         if (outcome is null) return Result("Failed", failure);
-        options.Reporter.Verbose($"Host '{host.Name}': {outcome.Status}, generation {outcome.Generation} (run {outcome.Id}).");
+        options.Reporter.Verbose($"Host '{host.Name}': {outcome.Status}, generation {outcome.Generation} (run {outcome.Id}); " +
+            $"remote run {remote.ElapsedMilliseconds} ms, of which the deployment {(long)outcome.EngineTime.TotalMilliseconds} ms.");
         return outcome.Status switch
         {
             "Succeeded" => Result("Succeeded", null, outcome),

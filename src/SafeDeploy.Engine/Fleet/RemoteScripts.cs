@@ -4,7 +4,7 @@ using System.Text;
 namespace SafeDeploy.Engine.Fleet;
 
 /// <summary>What a host's SafeDeploy reported on its result line.</summary>
-public sealed record RemoteOutcome(string Status, int Generation, string? Id, string? Error, DateTimeOffset? RollbackAt);
+public sealed record RemoteOutcome(string Status, int Generation, string? Id, string? Error, DateTimeOffset? RollbackAt, TimeSpan EngineTime);
 
 /// <summary>
 /// The text run on a host: POSIX shell for probing and unpacking, PowerShell for the engine itself (the same cmdlets,
@@ -79,7 +79,7 @@ public static class RemoteScripts
         if (trySeconds is { } t) sb.Append($"$p.TrySeconds = {t.ToString(CultureInfo.InvariantCulture)}\n");
         sb.Append("try { $r = Invoke-SafeDeploy @p } catch { Result 'Error' 0 '' ($_.FullyQualifiedErrorId + ': ' + $_) $null; return }\n");
         sb.Append("if ($null -eq $r) { Result 'Error' 0 '' (($failed | ForEach-Object { $_.FullyQualifiedErrorId + ': ' + $_ }) -join '; ') $null; return }\n");
-        sb.Append("$line = Result $r.Status $r.Generation $r.Id $r.Error $r.RollbackAt\n");
+        sb.Append("$line = Result $r.Status $r.Generation $r.Id $r.Error $r.RollbackAt $r.Duration\n");
         sb.Append("[IO.File]::WriteAllText($done + '.tmp', $line); [IO.File]::Move($done + '.tmp', $done, $true)\n$line\n");
         return sb.ToString();
     }
@@ -100,17 +100,17 @@ public static class RemoteScripts
         sb.Append("if ($null -eq $r) { $hp = @{ Name = $p.Name; ErrorAction = 'SilentlyContinue' }; if ($p.StateDirectory) { $hp.StateDirectory = $p.StateDirectory }\n");
         sb.Append("  foreach ($h in @(Get-SafeDeployHistory @hp)) { if ($h.Id -eq $was.id -and $h.Status -eq 'Undone') { $r = $h } } }\n");
         sb.Append("if ($null -eq $r) { Result 'Error' 0 $was.id (($failed | ForEach-Object { $_.FullyQualifiedErrorId + ': ' + $_ }) -join '; ') $null; return }\n");
-        sb.Append("$line = Result $r.Status $r.Generation $was.id $r.Error $null\n");
+        sb.Append("$line = Result $r.Status $r.Generation $was.id $r.Error $null $r.Duration\n");
         sb.Append("if ($r.Status -eq 'Undone') { [IO.File]::WriteAllText($undone + '.tmp', $line); [IO.File]::Move($undone + '.tmp', $undone, $true) }\n$line\n");
         return sb.ToString();
     }
 
     static string Prelude(string fleetDir, string rollout, FleetHost host) =>
         "$ErrorActionPreference = 'Stop'; $ProgressPreference = 'SilentlyContinue'\n" +
-        "function Result($status, $generation, $id, $err, $at) {\n" +
+        "function Result($status, $generation, $id, $err, $at, $took) {\n" +
         "  $e = if ($err) { [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$err)) } else { '' }\n" +
         "  $a = if ($at) { ([DateTimeOffset]$at).ToUnixTimeSeconds() } else { '' }\n" +
-        $"  '{ResultPrefix.Trim()} status=' + $status + ' generation=' + [int]$generation + ' id=' + $id + ' rollbackAt=' + $a + ' error=' + $e }}\n" +
+        $"  '{ResultPrefix.Trim()} status=' + $status + ' generation=' + [int]$generation + ' id=' + $id + ' rollbackAt=' + $a + ' ms=' + [long]([TimeSpan]$took).TotalMilliseconds + ' error=' + $e }}\n" +
         $"$done = {Ps($"{fleetDir}/rollouts/{rollout}/{host.Name}.result")}\n";
 
     /// <summary>Parses the result line out of a host's output (null when there is none: the host never finished).</summary>
@@ -123,7 +123,8 @@ public static class RemoteScripts
         string? Get(string k) => f.TryGetValue(k, out var v) && v.Length > 0 ? v : null;
         var error = Get("error") is { } e ? Encoding.UTF8.GetString(Convert.FromBase64String(e)) : null;
         var at = Get("rollbackAt") is { } a ? DateTimeOffset.FromUnixTimeSeconds(long.Parse(a, CultureInfo.InvariantCulture)) : (DateTimeOffset?)null;
-        return new RemoteOutcome(Get("status") ?? "Error", int.TryParse(Get("generation"), CultureInfo.InvariantCulture, out var g) ? g : 0, Get("id"), error, at);
+        return new RemoteOutcome(Get("status") ?? "Error", int.TryParse(Get("generation"), CultureInfo.InvariantCulture, out var g) ? g : 0, Get("id"), error, at,
+            TimeSpan.FromMilliseconds(long.TryParse(Get("ms"), CultureInfo.InvariantCulture, out var ms) ? ms : 0));
     }
 
     /// <summary>A PowerShell single-quoted string (PowerShell also ends such strings at typographic quotes: double them too).</summary>
