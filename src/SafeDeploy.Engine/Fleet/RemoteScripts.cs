@@ -45,7 +45,8 @@ public static class RemoteScripts
             var final = SshTransport.Quote(x.RemoteDir);
             sb.Append($"rm -rf {t}; mkdir -p {t} {SshTransport.Quote(x.Kind)}; tar -xf {t}.tar -C {t}; ");
             sb.Append($"( cd {t} && sha256sum -c --quiet --strict SHA256SUMS ) || {{ rm -rf {t} {t}.tar; echo 'hash check failed: {x.Name}' >&2; exit 4; }}; ");
-            sb.Append($"if [ -d {final} ]; then rm -rf {t}; else mv -T {t} {final}; fi; rm -f {t}.tar; ");
+            // A folder that failed its check at the probe (changed since) is replaced, never trusted.
+            sb.Append($"rm -rf {t}.old; if [ -d {final} ]; then mv -T {final} {t}.old; fi; mv -T {t} {final}; rm -rf {t}.old {t}.tar; ");
         }
         return sb.ToString();
     }
