@@ -15,6 +15,7 @@
         'module/JobStatus.format.ps1xml'
         'module/Deployment.format.ps1xml'
         'module/Native.format.ps1xml'
+        'module/Fleet.format.ps1xml'
     )
     CmdletsToExport      = @(
         'Initialize-StateDirectory'

@@ -40,6 +40,7 @@ public sealed record HelpSource
             .Select(f => Parse(File.ReadAllText(f), f))
             .ToList();
 
+    static readonly string[] Continuable = ["PARAMETERS", "EXAMPLES", "OUTPUTS", "NOTES"];
     static readonly string[] KnownSections = ["SYNOPSIS", "DESCRIPTION", "PARAMETERS", "EXAMPLES", "INPUTS", "OUTPUTS", "NOTES", "RELATED LINKS"];
 
     /// <summary>Parses one help source. Headings inside fenced code blocks are code, not headings.</summary>
@@ -68,6 +69,13 @@ public sealed record HelpSource
             {
                 var name = line[3..].Trim().ToUpperInvariant();
                 if (!KnownSections.Contains(name)) problems.Add($"line {i + 1}: unknown section '## {line[3..].Trim()}'");
+                if (sections.TryGetValue(name, out var earlier) && Continuable.Contains(name))
+                {
+                    // A later block continues the section (the fleet parameters of Invoke-SafeDeploy are appended in a block of their own).
+                    currentSection = earlier;
+                    body = earlier[0].Body;
+                    continue;
+                }
                 if (sections.ContainsKey(name)) problems.Add($"line {i + 1}: section '## {name}' appears twice");
                 currentSection = new List<(string?, List<string>)> { (null, new List<string>()) };
                 sections[name] = currentSection;

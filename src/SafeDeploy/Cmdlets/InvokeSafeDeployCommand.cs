@@ -9,9 +9,9 @@ using SafeDeploy.Internal;
 namespace SafeDeploy.Cmdlets;
 
 /// <summary>Runs a deployment manifest: parallel phases under resource locks, journaled, rolled back on failure.</summary>
-[Cmdlet(VerbsLifecycle.Invoke, "SafeDeploy", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsLifecycle.Invoke, "SafeDeploy", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = LocalSet)]
 [OutputType(typeof(DeployResult))]
-public sealed class InvokeSafeDeployCommand : SafeDeployCmdlet
+public sealed partial class InvokeSafeDeployCommand : SafeDeployCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("Path", "FullName")]
@@ -34,6 +34,7 @@ public sealed class InvokeSafeDeployCommand : SafeDeployCmdlet
 
     protected override void ProcessRecord()
     {
+        if (ParameterSetName != LocalSet) { ProcessFleet(); return; }
         var path = ResolvePath(Manifest);
         var root = Root is null ? null : ResolvePath(Root);
         var variables = DeployRunner.Variables(Variables);

@@ -14,3 +14,6 @@ static class EnumMap
     /// <summary>Converts between a cmdlet-side enum and its engine twin of the same member names.</summary>
     public static TTo To<TTo>(this Enum value) where TTo : struct, Enum => Enum.Parse<TTo>(value.ToString());
 }
+
+/// <summary>What Invoke-SafeDeploy -Inventory does when the rollout's failure budget is spent.</summary>
+public enum FailureAction { RollBack, Stop, Continue }

@@ -1,0 +1,73 @@
+namespace SafeDeploy.Engine.Fleet;
+
+/// <summary>One host of a rollout, as the inventory (or -HostName) describes it.</summary>
+public sealed record FleetHost
+{
+    /// <summary>The inventory's name for the host (what results and the journal call it).</summary>
+    public required string Name { get; init; }
+    /// <summary>What ssh connects to (default: the name; the user's ~/.ssh/config may map it further).</summary>
+    public required string Address { get; init; }
+    public int? Port { get; init; }
+    public string? User { get; init; }
+    public string? IdentityFile { get; init; }
+    /// <summary>`ssh -o` options, e.g. "UserKnownHostsFile=/path".</summary>
+    public IReadOnlyList<string> SshOptions { get; init; } = Array.Empty<string>();
+    /// <summary>Variables for this host; they override the manifest's and -Variables.</summary>
+    public IReadOnlyDictionary<string, string> Variables { get; init; } = new Dictionary<string, string>();
+    /// <summary>The host's -Root (null: the host's real file system).</summary>
+    public string? Root { get; init; }
+    /// <summary>The host's -StateDirectory base (null: SafeDeploy's default state directory of the ssh user).</summary>
+    public string? StateDirectory { get; init; }
+}
+
+/// <summary>A parsed inventory: hosts in file order and named groups of them.</summary>
+public sealed record FleetInventory
+{
+    public required string File { get; init; }
+    public required IReadOnlyList<FleetHost> Hosts { get; init; }
+    public required IReadOnlyDictionary<string, IReadOnlyList<string>> Groups { get; init; }
+}
+
+/// <summary>What to do when the failure budget is spent.</summary>
+public enum FailureAction { RollBack, Stop, Continue }
+
+/// <summary>One host's outcome in a rollout; the last object for a host is its final state.</summary>
+public sealed record HostDeployResult
+{
+    public required string HostName { get; init; }
+    /// <summary>Succeeded, Failed, RolledBack, RollbackFailed, Unreachable or NotStarted.</summary>
+    public required string Status { get; init; }
+    /// <summary>The wave the host belongs to (1 is the canary).</summary>
+    public int Batch { get; init; }
+    /// <summary>The host's generation of the deployment after this step.</summary>
+    public int Generation { get; init; }
+    public TimeSpan Duration { get; init; }
+    public string? Error { get; init; }
+    /// <summary>The deployment's name (the manifest's `name`).</summary>
+    public required string Name { get; init; }
+    /// <summary>The host's own run id (its journal), when it ran.</summary>
+    public string? Id { get; init; }
+    /// <summary>The rollout this result belongs to (its controller journal).</summary>
+    public required string Rollout { get; init; }
+    /// <summary>Try mode: the host rolls back at this time unless confirmed.</summary>
+    public DateTimeOffset? RollbackAt { get; init; }
+    /// <summary>True when this result was read back from the journal of an interrupted rollout, not produced now.</summary>
+    public bool Resumed { get; init; }
+    public bool Succeeded => Status == "Succeeded";
+}
+
+/// <summary>One rollout, read from the controller's journal (Get-SafeDeployHistory -Rollout).</summary>
+public sealed record RolloutHistoryEntry
+{
+    public required string Id { get; init; }
+    public required string Name { get; init; }
+    /// <summary>Succeeded, Failed, RolledBack, Stopped, or Incomplete (its controller died; the same command resumes it).</summary>
+    public required string Status { get; init; }
+    public DateTimeOffset Started { get; init; }
+    public DateTimeOffset? Ended { get; init; }
+    public string? Manifest { get; init; }
+    public string? Inventory { get; init; }
+    /// <summary>Each host's last recorded state.</summary>
+    public IReadOnlyList<HostDeployResult> Hosts { get; init; } = Array.Empty<HostDeployResult>();
+    public required string JournalPath { get; init; }
+}

@@ -1,0 +1,88 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using SafeDeploy.Engine.Errors;
+
+namespace SafeDeploy.Engine.Fleet;
+
+/// <summary>Deploys to, and rolls back, one host: stage by hash, then the host's own engine through ssh.</summary>
+sealed class HostDeployer(SshTransport ssh, HostStaging staging, string rollout, RolloutOptions options, string name)
+{
+    readonly Dictionary<string, HostStage> stages = new(StringComparer.Ordinal);
+
+    public HostDeployResult Deploy(FleetHost host, int batch, RolloutJournal journal, CancellationToken token)
+    {
+        var clock = Stopwatch.StartNew();
+        HostDeployResult Result(string status, string? error, RemoteOutcome? o = null) => new()
+        {
+            HostName = host.Name, Status = status, Batch = batch, Generation = o?.Generation ?? 0, Id = o?.Id, Error = error,
+            Duration = clock.Elapsed, Name = name, Rollout = rollout, RollbackAt = o?.RollbackAt,
+        };
+        HostStage stage;
+        var variables = FleetRollout.VariablesFor(options, host);
+        try
+        {
+            var payload = staging.Payload(options.ManifestPath, host, variables);
+            stage = staging.Stage(host, payload, Path.GetFileName(options.ManifestPath), token);
+            lock (stages) stages[host.Name] = stage;
+            options.Reporter.Verbose($"Host '{host.Name}': staged in {clock.ElapsedMilliseconds} ms ({(stage.Pwsh is null ? "safedeploy host" : "pwsh " + stage.Pwsh)}).");
+        }
+        catch (SafeDeployException e) when (!token.IsCancellationRequested)
+        {
+            options.Reporter.Warning($"Host '{host.Name}' is unreachable and was not changed: {e.Message}");
+            return Result("Unreachable", e.Message);
+        }
+        journal.Write("host-start", new JsonObject { ["host"] = host.Name, ["batch"] = batch });
+        var script = RemoteScripts.Deploy(stage.FleetDir, rollout, host, stage.ManifestPath, variables, options.TrySeconds);
+        var remote = Stopwatch.StartNew();
+        var outcome = RunRemote(host, stage, script, token, out var failure);
+        if (outcome is null) return Result("Failed", failure);
+        options.Reporter.Verbose($"Host '{host.Name}': {outcome.Status}, generation {outcome.Generation} (run {outcome.Id}); " +
+            $"remote run {remote.ElapsedMilliseconds} ms, of which the deployment {(long)outcome.EngineTime.TotalMilliseconds} ms.");
+        return outcome.Status switch
+        {
+            "Succeeded" => Result("Succeeded", null, outcome),
+            "RollbackFailed" => Result("RollbackFailed", outcome.Error, outcome),
+            // The host's own engine rolled its phases back: it is as it was.
+            "RolledBack" or "Failed" => Result("Failed", outcome.Error, outcome),
+            _ => Result("Failed", outcome.Error),
+        };
+    }
+
+    /// <summary>Undoes this rollout's run on the host; null when the host has nothing of this rollout to undo.</summary>
+    public HostDeployResult? RollBack(FleetHost host, HostDeployResult deployed, RolloutJournal journal, CancellationToken token)
+    {
+        var clock = Stopwatch.StartNew();
+        HostStage? stage;
+        lock (stages) stages.TryGetValue(host.Name, out stage);
+        try
+        {
+            // A resumed controller has not staged this host yet: the runtime is there already (the host was deployed), the probe finds it.
+            stage ??= staging.Stage(host, staging.Payload(options.ManifestPath, host, FleetRollout.VariablesFor(options, host)), Path.GetFileName(options.ManifestPath), token);
+        }
+        catch (SafeDeployException e)
+        {
+            return deployed with { Status = "RollbackFailed", Error = $"Could not reach the host to roll it back: {e.Message}", Duration = clock.Elapsed, Resumed = false };
+        }
+        journal.Write("rollback-host-start", new JsonObject { ["host"] = host.Name });
+        var outcome = RunRemote(host, stage, RemoteScripts.RollBack(stage.FleetDir, rollout, host, name), token, out var failure);
+        if (outcome?.Status == "NotDeployed") return null;
+        var ok = outcome?.Status == "Undone";
+        return deployed with
+        {
+            Status = ok ? "RolledBack" : "RollbackFailed", Generation = ok ? outcome!.Generation : deployed.Generation,
+            Error = ok ? deployed.Error : outcome?.Error ?? failure, Duration = clock.Elapsed, Resumed = false,
+        };
+    }
+
+    RemoteOutcome? RunRemote(FleetHost host, HostStage stage, string script, CancellationToken token, out string? failure)
+    {
+        var (command, input) = RemoteScripts.Runner(stage.FleetDir, rollout, host.Name, stage.Pwsh, stage.Module, stage.HostBundle, script);
+        var r = ssh.Run(host, command, input, options.HostTimeout, token, line => options.Reporter.Verbose($"[{host.Name}] {line}"));
+        var outcome = RemoteScripts.Parse(r.StandardOutput);
+        failure = outcome is not null ? null
+            : r.TimedOut ? $"Host '{host.Name}' did not finish within {options.HostTimeout}; its own journal rolls the run back if its process died."
+            : $"Host '{host.Name}' reported no result ({(SshTransport.IsConnectionFailure(r) ? "the connection was lost" : "exit " + r.ExitCode)}): " +
+              string.Join(" ", (r.StandardError + r.StandardOutput).Trim().Split('\n').TakeLast(5));
+        return outcome;
+    }
+}

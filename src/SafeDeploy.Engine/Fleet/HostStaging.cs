@@ -1,0 +1,105 @@
+using SafeDeploy.Engine.Actions;
+using SafeDeploy.Engine.Deployment;
+using SafeDeploy.Engine.Errors;
+
+namespace SafeDeploy.Engine.Fleet;
+
+/// <summary>What a host needs before it can change: its fleet folder, the runtime it runs, and its staged manifest.</summary>
+public sealed record HostStage(string FleetDir, string? Pwsh, StagedBundle Module, StagedBundle? HostBundle, StagedBundle Payload, string ManifestPath);
+
+/// <summary>
+/// Builds the bundles of a rollout (module, one-file host, per-host payload) and stages them to a host by hash:
+/// one probe, one scp of whatever is missing, one unpack that checks every sum.
+/// </summary>
+public sealed class HostStaging(DeploymentEngine engine, SshTransport ssh, string workDir, StagedBundle module, StagedBundle? hostBundle)
+{
+    public const string ModulePrefix = "module-";
+    static readonly TimeSpan probeTimeout = TimeSpan.FromSeconds(60), copyTimeout = TimeSpan.FromMinutes(10);
+
+    /// <summary>The controller's module (SafeDeploy.psd1, module/, en-US/) as a bundle.</summary>
+    public static StagedBundle ModuleBundle(string moduleDirectory, string version)
+    {
+        if (!File.Exists(Path.Combine(moduleDirectory, "SafeDeploy.psd1")))
+            throw new SafeDeployException("ModuleNotFound", ErrorKind.ObjectNotFound, moduleDirectory,
+                $"'{moduleDirectory}' holds no SafeDeploy.psd1 to stage to the hosts.", "Import SafeDeploy from its module folder (Import-Module <dir>/SafeDeploy.psd1).");
+        var files = new[] { "SafeDeploy.psd1" }.Concat(StagedBundle.FilesUnder(moduleDirectory, "module")).Concat(StagedBundle.FilesUnder(moduleDirectory, "en-US"));
+        return StagedBundle.Create("runtime", $"{ModulePrefix}{version}-", moduleDirectory, files);
+    }
+
+    /// <summary>The safedeploy host for hosts without pwsh: a one-file executable, or one beside its SafeDeploy.Host.dll (framework-dependent).</summary>
+    public static StagedBundle HostBundle(string executable, string version)
+    {
+        var full = Path.GetFullPath(executable);
+        if (!File.Exists(full))
+            throw new SafeDeployException("HostExecutableNotFound", ErrorKind.ObjectNotFound, full,
+                $"The safedeploy host '{full}' does not exist.", "Give the one-file host from the package output (build.ps1 -Task Package) with -HostExecutable.");
+        var dir = Path.GetDirectoryName(full)!;
+        if (Path.GetFileName(full) != "safedeploy")
+            throw new SafeDeployException("HostExecutableNotFound", ErrorKind.InvalidArgument, full,
+                $"'{full}' is not named 'safedeploy'.", "Point -HostExecutable at the safedeploy executable itself.");
+        var files = File.Exists(Path.Combine(dir, "SafeDeploy.Host.dll")) ? StagedBundle.FilesUnder(dir, ".") : ["safedeploy"];
+        return StagedBundle.Create("runtime", $"host-{version}-", dir, files.Select(f => f.StartsWith("./", StringComparison.Ordinal) ? f[2..] : f));
+    }
+
+    /// <summary>The host's payload: the manifest and every file its `install` phases read from beside it, as the host's variables expand them.</summary>
+    public StagedBundle Payload(string manifestPath, FleetHost host, IReadOnlyDictionary<string, string> variables)
+    {
+        var manifestDir = Path.GetDirectoryName(manifestPath)!;
+        var manifest = engine.Parse(manifestPath, variables, host.Root).GetOrThrow(manifestPath);
+        var files = new List<string> { Path.GetFileName(manifestPath) };
+        foreach (var item in manifest.Phases.Select(p => p.Action).OfType<InstallAction>().SelectMany(a => a.Items))
+        {
+            // Absolute sources are the host's own files; sources made by an earlier phase on the host do not exist here yet.
+            if (Path.IsPathRooted(item.Source)) continue;
+            var rel = Path.GetRelativePath(manifestDir, Path.GetFullPath(Path.Combine(manifestDir, item.Source)));
+            if (!rel.StartsWith("..", StringComparison.Ordinal) && File.Exists(Path.Combine(manifestDir, rel))) files.Add(rel);
+        }
+        return StagedBundle.Create("payload", "", manifestDir, files);
+    }
+
+    /// <summary>Probes the host and uploads what it lacks; throws (the host counts as Unreachable) when it cannot.</summary>
+    public HostStage Stage(FleetHost host, StagedBundle payload, string manifestName, CancellationToken token)
+    {
+        var bundles = new[] { module, payload }.Concat(hostBundle is null ? [] : [hostBundle]).ToList();
+        var probe = ssh.Run(host, RemoteScripts.Probe(host, bundles), null, probeTimeout, token);
+        if (!probe.Succeeded) throw Unreachable(host, "probing it", probe);
+        var lines = probe.StandardOutput.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        var fleetDir = lines.FirstOrDefault(l => l.StartsWith("FLEETDIR ", StringComparison.Ordinal))?[9..]
+            ?? throw Unreachable(host, "reading its state directory", probe);
+        var pwsh = lines.FirstOrDefault(l => l.StartsWith("PWSH ", StringComparison.Ordinal))?[5..].Trim();
+        var have = lines.Where(l => l.StartsWith("HAVE ", StringComparison.Ordinal)).Select(l => l[5..].Trim()).ToHashSet(StringComparer.Ordinal);
+        bool usePwsh = !string.IsNullOrEmpty(pwsh);
+        if (!usePwsh && hostBundle is null)
+            throw new SafeDeployException("HostHasNoPowerShell", ErrorKind.NotInstalled, host.Name,
+                $"Host '{host.Name}' has no pwsh on its PATH and no safedeploy host was given to upload.",
+                "Install pwsh there, or pass -HostExecutable with the one-file safedeploy (build.ps1 -Task Package).");
+        var needed = new[] { module, payload }.Concat(usePwsh ? [] : [hostBundle!]).Where(b => !have.Contains(b.Name)).ToList();
+        if (needed.Count > 0)
+        {
+            var tars = needed.Select(b => (Bundle: b, Tar: b.Tar(workDir, token))).ToList();
+            foreach (var (b, tar) in tars)
+            {
+                var copy = ssh.Copy(host, tar, $"{fleetDir}/incoming/{Path.GetFileName(tar)}", copyTimeout, token);
+                if (!copy.Succeeded) throw Unreachable(host, $"copying {b.Name} ({b.Bytes} bytes)", copy);
+            }
+            var unpack = ssh.Run(host, RemoteScripts.Unpack(fleetDir, tars), null, copyTimeout, token);
+            if (!unpack.Succeeded) throw Unreachable(host, "unpacking and hash-checking " + string.Join(", ", needed.Select(b => b.Name)), unpack);
+        }
+        return new HostStage(fleetDir, usePwsh ? pwsh : null, module, usePwsh ? null : hostBundle, payload,
+            $"{fleetDir}/{payload.RemoteDir}/{payload.Files[payload.Files.Count > 0 ? IndexOfManifest(payload, manifestName) : 0]}");
+    }
+
+    static int IndexOfManifest(StagedBundle payload, string manifestFile) => Math.Max(0, payload.Files.ToList().IndexOf(manifestFile));
+
+    internal static SafeDeployException Unreachable(FleetHost host, string doing, Platform.CommandResult r) =>
+        new("HostUnreachable", ErrorKind.ConnectionError, host.Name,
+            $"Host '{host.Name}' ({host.Address}) failed while {doing}: " +
+            (r.TimedOut ? "timed out." : $"{(SshTransport.IsConnectionFailure(r) ? "ssh" : "the remote command")} exited with {r.ExitCode}: {Last(r.StandardError)}"),
+            "Check that `ssh` reaches it non-interactively (BatchMode) with the inventory's options, and that its state directory is writable.");
+
+    static string Last(string text)
+    {
+        var t = text.Trim();
+        return t.Length > 600 ? "…" + t[^600..] : t;
+    }
+}

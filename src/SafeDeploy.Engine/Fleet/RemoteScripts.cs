@@ -1,0 +1,138 @@
+using System.Globalization;
+using System.Text;
+
+namespace SafeDeploy.Engine.Fleet;
+
+/// <summary>What a host's SafeDeploy reported on its result line.</summary>
+public sealed record RemoteOutcome(string Status, int Generation, string? Id, string? Error, DateTimeOffset? RollbackAt, TimeSpan EngineTime);
+
+/// <summary>
+/// The text run on a host: POSIX shell for probing and unpacking, PowerShell for the engine itself (the same cmdlets,
+/// Invoke-SafeDeploy and Undo-SafeDeploy, from the staged module). The PowerShell ends with one result line,
+/// `SAFEDEPLOY-RESULT key=value ...` (the error text base64-encoded), which the controller parses.
+/// </summary>
+public static class RemoteScripts
+{
+    public const string ResultPrefix = "SAFEDEPLOY-RESULT ";
+
+    /// <summary>Prints FLEETDIR, PWSH and HAVE lines; creates the host's fleet folders (mode 0700).</summary>
+    public static string Probe(FleetHost host, IEnumerable<StagedBundle> bundles)
+    {
+        var sb = new StringBuilder("umask 077; ");
+        sb.Append(host.StateDirectory is { } b
+            ? $"d={SshTransport.Quote(b)}/state/fleet; "
+            : "d=\"${XDG_STATE_HOME:-$HOME/.local/state}/safedeploy/fleet\"; ");
+        sb.Append("mkdir -p \"$d/incoming\" \"$d/rollouts\" && cd \"$d\" && d=$(pwd -P) && echo \"FLEETDIR $d\" || exit 3; ");
+        sb.Append("echo \"PWSH $(command -v pwsh || true)\"; ");
+        foreach (var x in bundles)
+        {
+            var dir = SshTransport.Quote(x.RemoteDir);
+            // A runtime folder was checked in full when it was renamed into place; a payload is small enough to check each time.
+            sb.Append(x.Kind == "runtime"
+                ? $"[ -f {dir}/SHA256SUMS ] && cmp -s {dir}/SHA256SUMS - <<'EOS' && echo \"HAVE {x.Name}\"\n{x.Sums}EOS\n"
+                : $"( cd {dir} 2>/dev/null && sha256sum -c --quiet --strict SHA256SUMS >/dev/null 2>&1 ) && echo \"HAVE {x.Name}\"; ");
+        }
+        return sb.Append("\nexit 0").ToString();
+    }
+
+    /// <summary>Unpacks uploaded tars, checks every sum, then renames each into its versioned folder.</summary>
+    public static string Unpack(string fleetDir, IEnumerable<(StagedBundle Bundle, string Tar)> uploads)
+    {
+        var sb = new StringBuilder($"set -e; umask 077; cd {SshTransport.Quote(fleetDir)}; ");
+        foreach (var (x, tar) in uploads)
+        {
+            var t = SshTransport.Quote("incoming/" + Path.GetFileNameWithoutExtension(tar));
+            var final = SshTransport.Quote(x.RemoteDir);
+            sb.Append($"rm -rf {t}; mkdir -p {t} {SshTransport.Quote(x.Kind)}; tar -xf {t}.tar -C {t}; ");
+            sb.Append($"( cd {t} && sha256sum -c --quiet --strict SHA256SUMS ) || {{ rm -rf {t} {t}.tar; echo 'hash check failed: {x.Name}' >&2; exit 4; }}; ");
+            // A folder that failed its check at the probe (changed since) is replaced, never trusted.
+            sb.Append($"rm -rf {t}.old; if [ -d {final} ]; then mv -T {final} {t}.old; fi; mv -T {t} {final}; rm -rf {t}.old {t}.tar; ");
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>The shell line that runs <paramref name="script"/> in the host's PowerShell, under the rollout's per-host lock.</summary>
+    public static (string Command, string? Input) Runner(string fleetDir, string rollout, string hostName, string? pwsh, StagedBundle module,
+        StagedBundle? host, string script)
+    {
+        var lockFile = SshTransport.Quote($"{fleetDir}/rollouts/{rollout}/{hostName}.lock");
+        var prep = $"umask 077; mkdir -p {SshTransport.Quote($"{fleetDir}/rollouts/{rollout}")} && exec flock {lockFile} ";
+        if (pwsh is { Length: > 0 } && host is null)
+        {
+            var full = $"Import-Module {Ps($"{fleetDir}/{module.RemoteDir}/SafeDeploy.psd1")}\n" + script;
+            var encoded = Convert.ToBase64String(Encoding.Unicode.GetBytes(full));
+            return (prep + $"{SshTransport.Quote(pwsh)} -NoProfile -NonInteractive -EncodedCommand {encoded}", null);
+        }
+        var exe = SshTransport.Quote($"{fleetDir}/{host!.RemoteDir}/safedeploy");
+        return (prep + $"env SAFEDEPLOY_MODULE={SshTransport.Quote($"{fleetDir}/{module.RemoteDir}/SafeDeploy.psd1")} POWERSHELL_TELEMETRY_OPTOUT=1 {exe} -NoProfile -Command -", script);
+    }
+
+    /// <summary>Deploys the staged manifest once for this rollout: a second call (after a controller died) reports the first one's result.</summary>
+    public static string Deploy(string fleetDir, string rollout, FleetHost host, string manifest, IReadOnlyDictionary<string, string> variables, int? trySeconds)
+    {
+        var sb = new StringBuilder(Prelude(fleetDir, rollout, host));
+        sb.Append("if ([IO.File]::Exists($done)) { [IO.File]::ReadAllText($done); return }\n");
+        sb.Append("$vars = @{}\n");
+        foreach (var (k, v) in variables) sb.Append($"$vars[{Ps(k)}] = {Ps(v)}\n");
+        sb.Append($"$p = @{{ Manifest = {Ps(manifest)}; Variables = $vars; Confirm = $false; ErrorAction = 'SilentlyContinue'; ErrorVariable = 'failed' }}\n");
+        if (host.Root is { } root) sb.Append($"$p.Root = {Ps(root)}\n");
+        if (host.StateDirectory is { } s) sb.Append($"$p.StateDirectory = {Ps(s)}\n");
+        if (trySeconds is { } t) sb.Append($"$p.TrySeconds = {t.ToString(CultureInfo.InvariantCulture)}\n");
+        sb.Append("try { $r = Invoke-SafeDeploy @p } catch { Result 'Error' 0 '' ($_.FullyQualifiedErrorId + ': ' + $_) $null; return }\n");
+        sb.Append("if ($null -eq $r) { Result 'Error' 0 '' (($failed | ForEach-Object { $_.FullyQualifiedErrorId + ': ' + $_ }) -join '; ') $null; return }\n");
+        sb.Append("$line = Result $r.Status $r.Generation $r.Id $r.Error $r.RollbackAt $r.Duration\n");
+        sb.Append("[IO.File]::WriteAllText($done + '.tmp', $line); [IO.File]::Move($done + '.tmp', $done, $true)\n$line\n");
+        return sb.ToString();
+    }
+
+    /// <summary>Undoes the run this rollout made on the host (found in its result file), once.</summary>
+    public static string RollBack(string fleetDir, string rollout, FleetHost host, string name)
+    {
+        var sb = new StringBuilder(Prelude(fleetDir, rollout, host));
+        sb.Append("$undone = $done + '.undone'\n");
+        sb.Append("if ([IO.File]::Exists($undone)) { [IO.File]::ReadAllText($undone); return }\n");
+        sb.Append("if (-not [IO.File]::Exists($done)) { Result 'NotDeployed' 0 '' '' $null; return }\n");
+        sb.Append("$was = @{}; foreach ($kv in ([IO.File]::ReadAllText($done).Trim() -split ' ')) { $i = $kv.IndexOf('='); if ($i -gt 0) { $was[$kv.Substring(0, $i)] = $kv.Substring($i + 1) } }\n");
+        sb.Append("if ($was.status -ne 'Succeeded') { Result 'NotDeployed' ([int]$was.generation) $was.id '' $null; return }\n");
+        sb.Append($"$p = @{{ Name = {Ps(name)}; Id = $was.id; Confirm = $false; ErrorAction = 'SilentlyContinue'; ErrorVariable = 'failed' }}\n");
+        if (host.StateDirectory is { } s) sb.Append($"$p.StateDirectory = {Ps(s)}\n");
+        sb.Append("try { $r = Undo-SafeDeploy @p } catch { $r = $null; $failed = @($_) }\n");
+        // An undo that finished before its process was killed is in the host's history: report it, do not undo twice.
+        sb.Append("if ($null -eq $r) { $hp = @{ Name = $p.Name; ErrorAction = 'SilentlyContinue' }; if ($p.StateDirectory) { $hp.StateDirectory = $p.StateDirectory }\n");
+        sb.Append("  foreach ($h in @(Get-SafeDeployHistory @hp)) { if ($h.Id -eq $was.id -and $h.Status -eq 'Undone') { $r = $h } } }\n");
+        sb.Append("if ($null -eq $r) { Result 'Error' 0 $was.id (($failed | ForEach-Object { $_.FullyQualifiedErrorId + ': ' + $_ }) -join '; ') $null; return }\n");
+        sb.Append("$line = Result $r.Status $r.Generation $was.id $r.Error $null $r.Duration\n");
+        sb.Append("if ($r.Status -eq 'Undone') { [IO.File]::WriteAllText($undone + '.tmp', $line); [IO.File]::Move($undone + '.tmp', $undone, $true) }\n$line\n");
+        return sb.ToString();
+    }
+
+    static string Prelude(string fleetDir, string rollout, FleetHost host) =>
+        "$ErrorActionPreference = 'Stop'; $ProgressPreference = 'SilentlyContinue'\n" +
+        "function Result($status, $generation, $id, $err, $at, $took) {\n" +
+        "  $e = if ($err) { [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$err)) } else { '' }\n" +
+        "  $a = if ($at) { ([DateTimeOffset]$at).ToUnixTimeSeconds() } else { '' }\n" +
+        $"  '{ResultPrefix.Trim()} status=' + $status + ' generation=' + [int]$generation + ' id=' + $id + ' rollbackAt=' + $a + ' ms=' + [long]([TimeSpan]$took).TotalMilliseconds + ' error=' + $e }}\n" +
+        $"$done = {Ps($"{fleetDir}/rollouts/{rollout}/{host.Name}.result")}\n";
+
+    /// <summary>Parses the result line out of a host's output (null when there is none: the host never finished).</summary>
+    public static RemoteOutcome? Parse(string output)
+    {
+        var line = output.Split('\n').Select(l => l.Trim()).LastOrDefault(l => l.StartsWith(ResultPrefix, StringComparison.Ordinal));
+        if (line is null) return null;
+        var f = line[ResultPrefix.Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(kv => kv.Split('=', 2))
+            .Where(kv => kv.Length == 2).ToDictionary(kv => kv[0], kv => kv[1], StringComparer.Ordinal);
+        string? Get(string k) => f.TryGetValue(k, out var v) && v.Length > 0 ? v : null;
+        var error = Get("error") is { } e ? Encoding.UTF8.GetString(Convert.FromBase64String(e)) : null;
+        var at = Get("rollbackAt") is { } a ? DateTimeOffset.FromUnixTimeSeconds(long.Parse(a, CultureInfo.InvariantCulture)) : (DateTimeOffset?)null;
+        return new RemoteOutcome(Get("status") ?? "Error", int.TryParse(Get("generation"), CultureInfo.InvariantCulture, out var g) ? g : 0, Get("id"), error, at,
+            TimeSpan.FromMilliseconds(long.TryParse(Get("ms"), CultureInfo.InvariantCulture, out var ms) ? ms : 0));
+    }
+
+    /// <summary>A PowerShell single-quoted string (PowerShell also ends such strings at typographic quotes: double them too).</summary>
+    public static string Ps(string s)
+    {
+        var sb = new StringBuilder("'");
+        foreach (var c in s) { if (c is '\'' or '\u2018' or '\u2019' or '\u201A' or '\u201B') sb.Append(c); sb.Append(c); }
+        return sb.Append('\'').ToString();
+    }
+}

@@ -1,0 +1,67 @@
+using SafeDeploy.Engine.Platform;
+
+namespace SafeDeploy.Engine.Fleet;
+
+/// <summary>
+/// Reaches hosts through the user's own OpenSSH client (`ssh`, `scp`): their ~/.ssh/config, agent, known hosts and
+/// ProxyJump apply, plus the inventory's options. Never an interactive prompt (BatchMode=yes). The connections of one
+/// rollout share a master per host (ControlMaster), so staging and deploying cost one TCP and key exchange.
+/// </summary>
+public sealed class SshTransport : IDisposable
+{
+    readonly string controlDir;
+
+    public SshTransport(string ssh = "ssh", string scp = "scp")
+    {
+        Ssh = ssh;
+        Scp = scp;
+        // A unix socket path must stay under 108 bytes: a short private directory under /tmp, not the state directory.
+        controlDir = Directory.CreateTempSubdirectory("sdf-").FullName;
+    }
+
+    public string Ssh { get; }
+    public string Scp { get; }
+
+    /// <summary>The options every ssh and scp call of a host gets, before the host's own.</summary>
+    IEnumerable<string> Options(FleetHost host, bool scp)
+    {
+        yield return "-o"; yield return "BatchMode=yes";
+        yield return "-o"; yield return "ConnectTimeout=10";
+        yield return "-o"; yield return "ControlMaster=auto";
+        yield return "-o"; yield return "ControlPath=" + Path.Combine(controlDir, "%C");
+        yield return "-o"; yield return "ControlPersist=10";
+        if (host.Port is { } p) { yield return scp ? "-P" : "-p"; yield return p.ToString(System.Globalization.CultureInfo.InvariantCulture); }
+        if (host.IdentityFile is { } i) { yield return "-i"; yield return i; }
+        foreach (var o in host.SshOptions) { yield return "-o"; yield return o; }
+    }
+
+    string Destination(FleetHost host) => (host.User is null ? "" : host.User + "@") + host.Address;
+
+    /// <summary>Runs a POSIX shell command on the host (`ssh host -- command`), with <paramref name="input"/> on its stdin.</summary>
+    public CommandResult Run(FleetHost host, string shellCommand, string? input, TimeSpan timeout, CancellationToken token, Action<string>? onLine = null) =>
+        new ExternalCommand
+        {
+            Program = Ssh, Arguments = Options(host, false).Concat(["-T", "--", Destination(host), shellCommand]).ToList(),
+            StandardInput = input ?? "", Timeout = timeout, OnLine = onLine,
+        }.Run(token);
+
+    /// <summary>Copies a local file to an absolute path on the host.</summary>
+    public CommandResult Copy(FleetHost host, string localFile, string remotePath, TimeSpan timeout, CancellationToken token) =>
+        new ExternalCommand
+        {
+            Program = Scp, Arguments = Options(host, true).Concat(["-q", "-B", "--", localFile, Destination(host) + ":" + remotePath]).ToList(),
+            Timeout = timeout,
+        }.Run(token);
+
+    /// <summary>ssh's own failure (it could not connect or lost the connection), not the remote command's exit code.</summary>
+    public static bool IsConnectionFailure(CommandResult r) => r.ExitCode == 255 || r.TimedOut;
+
+    /// <summary>A single-quoted word for the remote POSIX shell.</summary>
+    public static string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
+
+    public void Dispose()
+    {
+        // Masters exit on their own after ControlPersist; the sockets' directory goes now.
+        try { Directory.Delete(controlDir, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}

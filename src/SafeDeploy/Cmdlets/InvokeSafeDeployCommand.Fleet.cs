@@ -1,0 +1,67 @@
+using System.Management.Automation;
+using SafeDeploy.Engine.Fleet;
+using SafeDeploy.Engine.Platform;
+using SafeDeploy.Internal;
+
+namespace SafeDeploy.Cmdlets;
+
+/// <summary>Invoke-SafeDeploy across hosts: -Inventory and/or -HostName roll the manifest out in waves over ssh.</summary>
+[OutputType(typeof(HostDeployResult), ParameterSetName = [InventorySet, HostNameSet])]
+public sealed partial class InvokeSafeDeployCommand
+{
+    const string LocalSet = "Local", InventorySet = "Inventory", HostNameSet = "HostName";
+
+    [Parameter(Mandatory = true, ParameterSetName = InventorySet)] [ValidateNotNullOrEmpty] public string? Inventory { get; set; }
+
+    [Parameter(ParameterSetName = InventorySet)] [ValidateNotNullOrEmpty] public string[]? Group { get; set; }
+
+    [Parameter(ParameterSetName = InventorySet)]
+    [Parameter(Mandatory = true, ParameterSetName = HostNameSet)]
+    [ValidateNotNullOrEmpty] public string[]? HostName { get; set; }
+
+    [Parameter(ParameterSetName = InventorySet)] [Parameter(ParameterSetName = HostNameSet)]
+    [ValidateNotNullOrEmpty] public string[]? BatchSize { get; set; }
+
+    [Parameter(ParameterSetName = InventorySet)] [Parameter(ParameterSetName = HostNameSet)]
+    [ValidateNotNullOrEmpty] public string? MaxFailed { get; set; }
+
+    [Parameter(ParameterSetName = InventorySet)] [Parameter(ParameterSetName = HostNameSet)]
+    public FailureAction OnFailure { get; set; } = FailureAction.RollBack;
+
+    [Parameter(ParameterSetName = InventorySet)] [Parameter(ParameterSetName = HostNameSet)]
+    [ValidateNotNullOrEmpty] public string? HostExecutable { get; set; }
+
+    void ProcessFleet()
+    {
+        var path = ResolvePath(Manifest);
+        try
+        {
+            var state = DeployRunner.State(StateDirectory is null ? null : ResolvePath(StateDirectory), DirectReporter);
+            var inventory = Inventory is null ? null : ResolvePath(Inventory);
+            var module = MyInvocation.MyCommand.Module;
+            var options = new RolloutOptions
+            {
+                ManifestPath = path, InventoryPath = inventory, Hosts = FleetSelection.Select(inventory, Group, HostName),
+                Variables = DeployRunner.Variables(Variables), BatchSize = BatchSize, MaxFailed = MaxFailed,
+                OnFailure = OnFailure.To<Engine.Fleet.FailureAction>(), ThrottleLimit = ThrottleLimit, TrySeconds = TrySeconds,
+                ModuleDirectory = module?.ModuleBase ?? throw new PSInvalidOperationException("Invoke-SafeDeploy -Inventory runs from the imported SafeDeploy module."),
+                ModuleVersion = module.Version.ToString(), HostExecutable = HostExecutable is null ? FleetSelection.DefaultHostExecutable() : ResolvePath(HostExecutable),
+            };
+            var rollout = new FleetRollout(state);
+            if (!ShouldProcess(path, rollout.Plan(options))) return;
+            var results = PipelineWorker.Run(post =>
+                rollout.Run(options with { Reporter = new Posted(this, post) }, r => post(() => WriteObject(r)), Cancellation),
+                write => write());
+            if (FleetRollout.Failure(results) is { } failure) WriteError(ErrorMapper.ToRecord(failure, path));
+        }
+        catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { throw new PipelineStoppedException(); }
+        catch (Exception e) when (IsReportable(e)) { Fail(e, path); }
+    }
+
+    sealed class Posted(SafeDeployCmdlet cmdlet, Func<Action, bool> post) : IOperationReporter
+    {
+        public void Verbose(string message) => post(() => cmdlet.WriteVerbose(message));
+        public void Warning(string message) => post(() => cmdlet.WriteWarning(message));
+        public void Progress(ProgressUpdate update) => post(() => cmdlet.WriteProgressUpdate(update));
+    }
+}
