@@ -167,7 +167,7 @@ public static class SafeOpener
                         $"'{fullPath}' is owned by uid {status.Uid}, another user, in a directory that user controls: they could replace it with a link at any moment.",
                         "Have that user make the change, move the file to a directory only root (or you) can write, or choose another path.");
             }
-            int nb = Native.ClearNonBlocking(fd);
+            int nb = Native.ClearNonBlocking(fd!);
             if (nb != 0) throw IoErrors.From(nb, fullPath, "open");
             var result = fd;
             fd = null;
