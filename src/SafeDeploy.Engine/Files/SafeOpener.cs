@@ -68,7 +68,7 @@ public static class SafeOpener
                 if (rc == Native.ENOENT && create)
                 {
                     int mk = Native.MkdirAt(dir, part, mode);
-                    if (mk == 0) madeIt = true;
+                    if (mk == 0) { madeIt = true; created?.Add(here); } // listed at once: a later failure must remove it
                     else if (mk != Native.EEXIST) throw IoErrors.From(mk, here, "create directory");
                     rc = Native.TryOpenAt(dir, part, Native.O_RDONLY | Native.O_DIRECTORY | Native.O_NOFOLLOW, 0, out next);
                 }
@@ -104,7 +104,8 @@ public static class SafeOpener
                 dirStatus = Native.Fstat(dir);
                 if (madeIt)
                 {
-                    Native.Fchmod(dir, mode, here); // explicit: the umask has no say
+                    try { Native.Fchmod(dir, mode, here); } // explicit: the umask has no say
+                    catch (NativeIOException e) { throw IoErrors.From(e.Errno, here, "set the mode of the new directory", inner: e); }
                     if (ownerUid is { } uid && (dirStatus.Uid != uid || (ownerGid is { } g0 && dirStatus.Gid != g0)))
                     {
                         int c = Native.Fchown(dir, uid, ownerGid ?? dirStatus.Gid);
@@ -112,7 +113,6 @@ public static class SafeOpener
                             $"Created '{here}' but cannot give it to uid {uid} ({Native.Describe(c)}).", "Run as root to create directories for another owner.");
                         dirStatus = Native.Fstat(dir);
                     }
-                    created?.Add(here);
                     continue;
                 }
                 if (policy == WalkPolicy.Strict) CheckStrict(dirStatus, here, me, ownerUid);
