@@ -39,6 +39,10 @@ public static class IoErrors
                 return new SafeDeployException("DirectoryNotFound", ErrorKind.ObjectNotFound, path,
                     $"Cannot {doing} '{path}': its directory does not exist.{tail}",
                     "Create the directory first (Initialize-StateDirectory creates SafeDeploy's own), or check the path.", inner);
+            case Native.EXDEV:
+                return new SafeDeployException("PathOutsideRoot", ErrorKind.SecurityError, path,
+                    $"Cannot {doing} '{path}': resolving it would leave the directory it must stay beneath.{tail}",
+                    "Remove the symlink or '..' that leads outside, or choose a path inside the root.", inner);
             case Native.ELOOP:
                 return new SafeDeployException("SymlinkRefused", ErrorKind.SecurityError, path,
                     $"Cannot {doing} '{path}': it is a symbolic link, which SafeDeploy does not follow there.{tail}",
@@ -51,6 +55,13 @@ public static class IoErrors
                     $"Cannot {doing} '{path}': {Native.Describe(errno)} (errno {errno}).{tail}", null, inner);
         }
     }
+
+    /// <summary>The same mapping for callers that only have the errno (a read when <paramref name="doing"/> starts with "read").</summary>
+    public static SafeDeployException FromErrno(int errno, string path, string doing) =>
+        From(errno, path, doing, reading: doing.StartsWith("read", StringComparison.Ordinal));
+
+    /// <summary>The C library's text for an errno, with its number.</summary>
+    public static string Describe(int errno) => $"{Native.Describe(errno)} (errno {errno})";
 
     /// <summary>Maps a caught exception: a <see cref="NativeIOException"/> by its errno; .NET's own I/O exceptions by kind.</summary>
     public static Exception From(Exception e, string path, string doing, string? outcome = null, bool reading = false) => e switch

@@ -50,11 +50,11 @@ public static class AtomicFile
         var dir = SafeOpener.OpenParent(path, out var name, options.CreateParents, options.DirectoryMode, options.CreatedDirectories);
         try
         {
-            var existing = Native.StatAt(dir, name, followSymlinks: false);
+            var existing = Native.StatAt(dir.Handle, name, followSymlinks: false);
             if (existing is { IsDirectory: true })
                 throw new SafeDeployException("NotARegularFile", ErrorKind.InvalidArgument, path, $"'{path}' is a directory, not a file.", "Give the path of a file.");
             var temp = $".{name}.{Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}.tmp";
-            int rc = Native.TryOpenAt(dir, temp, Native.O_WRONLY | Native.O_CREAT | Native.O_EXCL | Native.O_NOFOLLOW | Native.O_NOCTTY,
+            int rc = Native.TryOpenAt(dir.Handle, temp, Native.O_WRONLY | Native.O_CREAT | Native.O_EXCL | Native.O_NOFOLLOW | Native.O_NOCTTY,
                 0x180 /* 0600 until committed */, out var fd);
             if (rc != 0) throw IoErrors.From(rc, path, "create a temporary file beside", Unchanged);
             return new PendingFile(path, dir, name, temp, fd!, options);
@@ -69,21 +69,21 @@ public static class AtomicFile
         target = System.IO.Path.GetFullPath(target);
         using var fromDir = SafeOpener.OpenParent(tempPath, out var tempName);
         using var toDir = SafeOpener.OpenParent(target, out var name);
-        using (var fd = SafeOpener.OpenFile(fromDir, tempName, tempPath, Native.O_RDONLY, create: false, 0, out _, out _)
+        using (var fd = SafeOpener.OpenFile(fromDir, tempName, Native.O_RDONLY, create: false, 0, out _, out _)
                         ?? throw IoErrors.From(Native.ENOENT, tempPath, "open"))
         {
             ApplyModeAndOwner(fd, toDir, name, tempPath, options);
             Native.Fsync(fd, tempPath);
         }
-        int rc = Native.RenameAt(fromDir, tempName, toDir, name);
+        int rc = Native.RenameAt(fromDir.Handle, tempName, toDir.Handle, name);
         if (rc != 0) throw IoErrors.From(rc, target, "rename into", Unchanged);
         SyncDirectory(toDir, target);
-        if (!Native.Fstat(fromDir).SameFileAs(Native.Fstat(toDir))) SyncDirectory(fromDir, tempPath);
+        if (!fromDir.Status.SameFileAs(toDir.Status)) SyncDirectory(fromDir, tempPath);
     }
 
-    internal static void ApplyModeAndOwner(SafeFileHandle fd, SafeFileHandle dir, string name, string tempPath, AtomicWriteOptions options)
+    internal static void ApplyModeAndOwner(SafeFileHandle fd, SafeDirectory dir, string name, string tempPath, AtomicWriteOptions options)
     {
-        var existing = Native.StatAt(dir, name, followSymlinks: false);
+        var existing = Native.StatAt(dir.Handle, name, followSymlinks: false);
         if (existing is { IsRegularFile: false }) existing = null; // a link is replaced, never followed for its mode
         var mine = Native.Fstat(fd);
         var owner = existing is not null ? (existing.Uid, existing.Gid) : options.NewFileOwner;
@@ -99,9 +99,9 @@ public static class AtomicFile
     }
 
     /// <summary>fsync of the directory after a rename; a real I/O error is reported (the rename is done, its durability is not).</summary>
-    internal static void SyncDirectory(SafeFileHandle dir, string target)
+    internal static void SyncDirectory(SafeDirectory dir, string target)
     {
-        try { Native.FsyncDirectory(dir, System.IO.Path.GetDirectoryName(target)!); }
+        try { Native.FsyncDirectory(dir.Handle, System.IO.Path.GetDirectoryName(target)!); }
         catch (NativeIOException e)
         {
             throw IoErrors.From(e.Errno, target, "flush the directory holding",
@@ -116,12 +116,13 @@ public static class AtomicFile
 /// <summary>A temporary file that becomes the target on <see cref="Commit"/> and vanishes if disposed before.</summary>
 public sealed class PendingFile : IDisposable
 {
-    readonly SafeFileHandle dir, handle;
+    readonly SafeDirectory dir;
+    readonly SafeFileHandle handle;
     readonly string name, tempName;
     readonly AtomicWriteOptions options;
     bool committed, disposed;
 
-    internal PendingFile(string target, SafeFileHandle dir, string name, string tempName, SafeFileHandle handle, AtomicWriteOptions options)
+    internal PendingFile(string target, SafeDirectory dir, string name, string tempName, SafeFileHandle handle, AtomicWriteOptions options)
     {
         TargetPath = target;
         TempPath = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(target)!, tempName);
@@ -146,7 +147,7 @@ public sealed class PendingFile : IDisposable
             Native.Fsync(handle, TempPath); // FileStream.Flush(true) does not report a failed fsync: check it ourselves
             AtomicFile.ApplyModeAndOwner(handle, dir, name, TempPath, options);
             Stream.Dispose();
-            int rc = Native.RenameAt(dir, tempName, dir, name);
+            int rc = Native.RenameAt(dir.Handle, tempName, dir.Handle, name);
             if (rc != 0) throw Native.Error("cannot rename into", TargetPath, rc);
             committed = true;
         }
@@ -164,7 +165,7 @@ public sealed class PendingFile : IDisposable
         try { Stream.Dispose(); } catch (IOException) { } // the failure that brought us here was already reported
         if (committed) return;
         // One retry: a transient failure of the unlink must not leave a temporary file behind.
-        if (Native.UnlinkAt(dir, tempName) is not (0 or Native.ENOENT)) Native.UnlinkAt(dir, tempName);
+        if (Native.UnlinkAt(dir.Handle, tempName, directory: false) is not (0 or Native.ENOENT)) Native.UnlinkAt(dir.Handle, tempName, directory: false);
         committed = true;
     }
 

@@ -54,7 +54,7 @@ public static class LockedFileEditor
             for (int attempt = 0; ; attempt++)
             {
                 using var dir = SafeOpener.OpenParent(path, out var name, options.CreateParents, 0x1ED, createdDirs);
-                var st = Native.StatAt(dir, name, followSymlinks: false);
+                var st = Native.StatAt(dir.Handle, name, followSymlinks: false);
                 CheckTarget(path, st);
                 var result = st is null
                     ? TryCreate(dir, name, path, transform, options, cancellationToken)
@@ -75,8 +75,8 @@ public static class LockedFileEditor
         if (Directory.Exists(System.IO.Path.GetDirectoryName(path)))
         {
             using var dir = SafeOpener.OpenParent(path, out var name);
-            CheckTarget(path, Native.StatAt(dir, name, followSymlinks: false));
-            using var fd = SafeOpener.OpenFile(dir, name, path, Native.O_RDONLY, create: false, 0, out _, out _);
+            CheckTarget(path, Native.StatAt(dir.Handle, name, followSymlinks: false));
+            using var fd = SafeOpener.OpenFile(dir, name, Native.O_RDONLY, create: false, 0, out _, out _);
             current = fd is null ? null : ReadAll(fd, path);
         }
         var text = current is null ? null : Decode(current);
@@ -120,7 +120,7 @@ public static class LockedFileEditor
         }
     }
 
-    static FileEditResult? TryCreate(SafeFileHandle dir, string name, string path, Func<string?, string> transform, FileEditOptions options, CancellationToken token)
+    static FileEditResult? TryCreate(SafeDirectory dir, string name, string path, Func<string?, string> transform, FileEditOptions options, CancellationToken token)
     {
         var lockPath = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(path)!, $".{name}.lock");
         using var held = FileLock.Acquire(lockPath, new LockOptions
@@ -129,7 +129,7 @@ public static class LockedFileEditor
         }, token);
         try
         {
-            if (Native.StatAt(dir, name, followSymlinks: false) is not null) return null; // created meanwhile: lock the file itself
+            if (Native.StatAt(dir.Handle, name, followSymlinks: false) is not null) return null; // created meanwhile: lock the file itself
             var after = transform(null);
             AtomicFile.WriteAllText(path, after, new AtomicWriteOptions { NewFileMode = options.NewFileMode, NewFileOwner = options.NewFileOwner });
             return new FileEditResult { Path = path, Changed = true, Created = true, Diff = TextDiff.Lines("", after), LockWait = held.WaitTime };
@@ -137,7 +137,7 @@ public static class LockedFileEditor
         finally
         {
             // Removed while held; a waiter on this inode finds the path no longer names it and starts over.
-            if (held.Created && Native.UnlinkAt(dir, $".{name}.lock") is not (0 or Native.ENOENT)) Native.UnlinkAt(dir, $".{name}.lock");
+            if (held.Created && Native.UnlinkAt(dir.Handle, $".{name}.lock", directory: false) is not (0 or Native.ENOENT)) Native.UnlinkAt(dir.Handle, $".{name}.lock", directory: false);
         }
     }
 

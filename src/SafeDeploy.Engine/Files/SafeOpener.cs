@@ -2,6 +2,7 @@ using Microsoft.Win32.SafeHandles;
 using SafeDeploy.Engine.Errors;
 using SafeDeploy.Engine.Platform;
 
+
 namespace SafeDeploy.Engine.Files;
 
 /// <summary>How much of a path must be trusted when walking it.</summary>
@@ -23,16 +24,10 @@ public static class SafeOpener
 {
     const int MaxLinks = 40;
 
-    /// <summary>Opens (O_RDONLY) the directory holding <paramref name="fullPath"/>; <paramref name="name"/> is its last component.</summary>
-    public static SafeFileHandle OpenParent(string fullPath, out string name, bool create = false, uint dirMode = 0x1ED,
-        IList<string>? created = null)
-    {
-        fullPath = System.IO.Path.GetFullPath(fullPath);
-        name = System.IO.Path.GetFileName(fullPath);
-        if (name.Length == 0) throw new SafeDeployException("NotARegularFile", ErrorKind.InvalidArgument, fullPath,
-            $"'{fullPath}' names a directory, not a file.", "Give the path of a file.");
-        return OpenDirectory(System.IO.Path.GetDirectoryName(fullPath)!, WalkPolicy.Links, create, dirMode, created);
-    }
+    /// <summary>The directory holding <paramref name="fullPath"/>, opened by the shared primitive (<see cref="SafePath.OpenParent"/>).</summary>
+    public static SafeDirectory OpenParent(string fullPath, out string name, bool create = false, uint dirMode = 0x1ED,
+        IList<string>? created = null) =>
+        SafePath.OpenParent(System.IO.Path.GetFullPath(fullPath), out name, create, dirMode, created);
 
     /// <summary>
     /// The walk: opens <paramref name="path"/> (O_RDONLY|O_DIRECTORY), creating missing components with
@@ -125,62 +120,21 @@ public static class SafeOpener
     }
 
     /// <summary>
-    /// Opens <paramref name="name"/> in <paramref name="dir"/> without following a final symlink and without blocking on
-    /// a FIFO; refuses anything but a regular file, and a file another non-root user owns in a directory they control.
-    /// <paramref name="access"/>: O_RDONLY, O_WRONLY or O_RDWR, optionally | O_APPEND. Returns null only when the file
-    /// is absent and <paramref name="create"/> is false.
+    /// Opens <paramref name="name"/> in <paramref name="dir"/> through the primitive (<see cref="SafeDirectory.OpenFile(string, SafeOpen, uint, out bool)"/>:
+    /// the last component never followed, FIFOs and devices refused, another user's file in their directory refused).
+    /// <paramref name="access"/>: O_RDONLY, O_WRONLY or O_RDWR, optionally | O_APPEND. Null only when the file is
+    /// absent and <paramref name="create"/> is false.
     /// </summary>
-    public static SafeFileHandle? OpenFile(SafeFileHandle dir, string name, string fullPath, int access, bool create, uint mode,
+    public static SafeFileHandle? OpenFile(SafeDirectory dir, string name, int access, bool create, uint mode,
         out bool created, out FileStatus status, bool exclusive = false)
     {
-        created = false;
-        const int common = Native.O_NOFOLLOW | Native.O_NONBLOCK | Native.O_NOCTTY;
-        SafeFileHandle? fd;
-        while (true)
-        {
-            int rc;
-            if (create)
-            {
-                rc = Native.TryOpenAt(dir, name, access | common | Native.O_CREAT | Native.O_EXCL, mode, out fd);
-                if (rc == 0) { created = true; break; }
-                if (rc != Native.EEXIST || exclusive) throw Refusal(rc, fullPath, "create");
-            }
-            rc = Native.TryOpenAt(dir, name, access | common, 0, out fd);
-            if (rc == 0) break;
-            if (rc == Native.ENOENT && create) continue; // removed between the two opens: create it after all
-            if (rc == Native.ENOENT) { status = null!; return null; }
-            throw Refusal(rc, fullPath, "open");
-        }
-        try
-        {
-            status = Native.Fstat(fd!);
-            if (!status.IsRegularFile)
-                throw new SafeDeployException("NotARegularFile", ErrorKind.InvalidArgument, fullPath,
-                    $"'{fullPath}' is {(status.IsFifo ? "a FIFO" : status.IsDirectory ? "a directory" : "a device or socket")}, not a regular file: SafeDeploy does not read or write it.",
-                    "Remove it (check who created it), or choose another path.");
-            uint me = Native.GetEffectiveUserId();
-            if (!created && status.Uid != 0 && status.Uid != me)
-            {
-                var d = Native.Fstat(dir);
-                if (d.Uid == status.Uid || !TrustedDirectory(d, me, null))
-                    throw new SafeDeployException("UntrustedFile", ErrorKind.SecurityError, fullPath,
-                        $"'{fullPath}' is owned by uid {status.Uid}, another user, in a directory that user controls: they could replace it with a link at any moment.",
-                        "Have that user make the change, move the file to a directory only root (or you) can write, or choose another path.");
-            }
-            int nb = Native.ClearNonBlocking(fd!);
-            if (nb != 0) throw IoErrors.From(nb, fullPath, "open");
-            var result = fd;
-            fd = null;
-            return result;
-        }
-        finally { fd?.Dispose(); }
+        var how = (SafeOpen)(access & 3) | ((access & Native.O_APPEND) != 0 ? SafeOpen.Append : 0)
+                  | (exclusive ? SafeOpen.CreateNew : create ? SafeOpen.Create : 0);
+        if (!create && Native.StatAt(dir.Handle, name, followSymlinks: false) is null) { created = false; status = null!; return null; }
+        var fd = dir.OpenHere(name, how, mode, out created);
+        status = Native.Fstat(fd);
+        return fd;
     }
-
-    static SafeDeployException Refusal(int errno, string fullPath, string doing) => errno == Native.ELOOP
-        ? new SafeDeployException("SymlinkRefused", ErrorKind.SecurityError, fullPath,
-            $"'{fullPath}' is a symbolic link: SafeDeploy never follows a link in the last component of a file it writes or locks.",
-            "Give the real path of the file (readlink -f), or remove the link (check who created it).")
-        : IoErrors.From(errno, fullPath, doing);
 
     static bool Trusted(uint owner, uint me, uint? alsoTrusted) => owner == 0 || owner == me || owner == alsoTrusted;
 

@@ -257,12 +257,12 @@ public sealed class FileLock : IDisposable
             bool created;
             FileStatus st;
             bool writable = true;
-            try { fd = SafeOpener.OpenFile(dir, name, path, Native.O_RDWR, options.Create, 0x180, out created, out st); }
+            try { fd = SafeOpener.OpenFile(dir, name, Native.O_RDWR, options.Create, 0x180, out created, out st); }
             catch (SafeDeployException e) when (e.ErrorId == "AccessDenied")
             {
                 // A lock file we may only read (or on a read-only filesystem) still locks.
                 writable = false;
-                fd = SafeOpener.OpenFile(dir, name, path, Native.O_RDONLY, create: false, 0, out created, out st);
+                fd = SafeOpener.OpenFile(dir, name, Native.O_RDONLY, create: false, 0, out created, out st);
             }
             if (fd is null)
                 throw new SafeDeployException("LockPathNotFound", ErrorKind.ObjectNotFound, path, $"There is no lock file '{path}'.",
@@ -287,7 +287,8 @@ public sealed class FileLock : IDisposable
 
     static bool StillNamesPath(SafeFileHandle fd, string path)
     {
-        var now = Native.Stat(path, followSymlinks: false);
+        // Followed like the open was (a trusted link in the last place leads to the file we locked).
+        var now = Native.Stat(path);
         return now is not null && now.SameFileAs(Native.Fstat(fd));
     }
 

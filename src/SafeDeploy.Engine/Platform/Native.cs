@@ -13,8 +13,7 @@ public static unsafe partial class Native
     public const int LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
     public const int AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, AT_EMPTY_PATH = 0x1000;
     public const int EINTR = 4, ENOENT = 2, EACCES = 13, EEXIST = 17, ENOTDIR = 20, EWOULDBLOCK = 11, ELOOP = 40, ENOSPC = 28, EPERM = 1, ESRCH = 3;
-    public const int EIO = 5, ENXIO = 6, EBADF = 9, EISDIR = 21, EINVAL = 22, EROFS = 30, ENOTSUP = 95, EDQUOT = 122, ENOTEMPTY = 39;
-    public const int O_NONBLOCK = 0x800, F_GETFL = 3, F_SETFL = 4, AT_REMOVEDIR = 0x200;
+    public const int ENXIO = 6, EBADF = 9, ENOTSUP = 95;
     public const uint S_IFMT = 0xF000, S_IFDIR = 0x4000, S_IFLNK = 0xA000, S_IFREG = 0x8000;
     const uint STATX_BASIC_STATS = 0x7FF;
 
@@ -26,18 +25,6 @@ public static unsafe partial class Native
 
     [LibraryImport("libc", EntryPoint = "mkdirat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int sys_mkdirat(int dirfd, string path, uint mode);
-
-    [LibraryImport("libc", EntryPoint = "renameat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int sys_renameat(int olddirfd, string oldpath, int newdirfd, string newpath);
-
-    [LibraryImport("libc", EntryPoint = "unlinkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int sys_unlinkat(int dirfd, string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "readlinkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial nint sys_readlinkat(int dirfd, string path, byte* buf, nint size);
-
-    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
-    private static partial int sys_fcntl(int fd, int cmd, int arg);
 
     [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
     private static partial int sys_flock(int fd, int op);
@@ -189,33 +176,6 @@ public static unsafe partial class Native
         if (sys_ftruncate((int)fd.DangerousGetHandle(), length) != 0) throw Error("cannot truncate", pathForErrors, LastErrno);
     }
 
-    /// <summary>renameat(2) within one directory fd (or two): no path string is re-resolved from "/".</summary>
-    public static int RenameAt(SafeHandle fromDir, string from, SafeHandle toDir, string to) =>
-        sys_renameat((int)fromDir.DangerousGetHandle(), from, (int)toDir.DangerousGetHandle(), to) == 0 ? 0 : LastErrno;
-
-    /// <summary>unlinkat(2); returns 0 or the errno.</summary>
-    public static int UnlinkAt(SafeHandle dir, string name, bool directory = false) =>
-        sys_unlinkat((int)dir.DangerousGetHandle(), name, directory ? AT_REMOVEDIR : 0) == 0 ? 0 : LastErrno;
-
-    /// <summary>readlinkat(2): the target of the symlink <paramref name="name"/> in <paramref name="dir"/>, or null with the errno.</summary>
-    public static string? ReadLinkAt(SafeHandle dir, string name, out int errno)
-    {
-        var buf = new byte[4096];
-        fixed (byte* p = buf)
-        {
-            nint n = sys_readlinkat((int)dir.DangerousGetHandle(), name, p, buf.Length);
-            errno = n < 0 ? LastErrno : 0;
-            return n < 0 ? null : System.Text.Encoding.UTF8.GetString(buf, 0, (int)n);
-        }
-    }
-
-    /// <summary>Clears O_NONBLOCK (set while opening so that a planted FIFO cannot block us); returns 0 or the errno.</summary>
-    public static int ClearNonBlocking(SafeHandle fd)
-    {
-        int f = sys_fcntl((int)fd.DangerousGetHandle(), F_GETFL, 0);
-        if (f < 0) return LastErrno;
-        return sys_fcntl((int)fd.DangerousGetHandle(), F_SETFL, f & ~O_NONBLOCK) < 0 ? LastErrno : 0;
-    }
 
     public static int Fchown(SafeHandle fd, uint uid, uint gid) =>
         sys_fchown((int)fd.DangerousGetHandle(), uid, gid) == 0 ? 0 : LastErrno;
@@ -251,7 +211,8 @@ public static unsafe partial class Native
             throw Error("cannot stat", name, errno);
         }
         return new FileStatus(b.stx_mode, b.stx_uid, b.stx_gid, (long)b.stx_size, b.stx_ino,
-            b.stx_dev_major, b.stx_dev_minor, DateTimeOffset.FromUnixTimeSeconds(b.stx_mtime.tv_sec).AddTicks(b.stx_mtime.tv_nsec / 100), b.stx_nlink);
+            b.stx_dev_major, b.stx_dev_minor, DateTimeOffset.FromUnixTimeSeconds(b.stx_mtime.tv_sec).AddTicks(b.stx_mtime.tv_nsec / 100))
+        { Nlink = b.stx_nlink };
     }
 
     public static FileStatus Fstat(SafeHandle fd) => StatAt(fd, "", true) ?? throw new NativeIOException(EBADF, "cannot fstat", "fd");
@@ -271,7 +232,7 @@ public static unsafe partial class Native
 }
 
 /// <summary>What statx(2) says of a file.</summary>
-public sealed record FileStatus(uint Mode, uint Uid, uint Gid, long Size, ulong Inode, uint DevMajor, uint DevMinor, DateTimeOffset LastWrite, uint Nlink = 1)
+public sealed record FileStatus(uint Mode, uint Uid, uint Gid, long Size, ulong Inode, uint DevMajor, uint DevMinor, DateTimeOffset LastWrite)
 {
     public bool IsFifo => (Mode & Native.S_IFMT) == 0x1000;
     /// <summary>True when both describe the same inode on the same device.</summary>
@@ -282,6 +243,9 @@ public sealed record FileStatus(uint Mode, uint Uid, uint Gid, long Size, ulong 
     public uint Permissions => Mode & 0xFFF;
     public bool IsWorldWritable => (Mode & 0x2) != 0;
     public bool IsSticky => (Mode & 0x200) != 0;
+    /// <summary>Hard links to the file: a file with more than one may also be someone else's file under another name.</summary>
+    public uint Nlink { get; init; } = 1;
+    public bool IsGroupOrWorldWritable => (Mode & 0x12) != 0;
 }
 
 /// <summary>A failed POSIX call: the errno captured right after it (also as HResult), what was being done, and on what.</summary>

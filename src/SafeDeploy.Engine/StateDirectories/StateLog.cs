@@ -26,7 +26,7 @@ public static class StateLog
             try
             {
                 using var dir = SafeOpener.OpenParent(logFile, out var name);
-                using var fd = SafeOpener.OpenFile(dir, name, logFile, Native.O_WRONLY | Native.O_APPEND, create: true, 0x180, out _, out _)!;
+                using var fd = SafeOpener.OpenFile(dir, name, Native.O_WRONLY | Native.O_APPEND, create: true, 0x180, out _, out _)!;
                 Native.WriteOnce(fd, bytes, logFile);
                 if (durable) Native.Fdatasync(fd, logFile);
                 return line.TrimEnd('\n');
