@@ -101,7 +101,17 @@ public static class AtomicFile
     /// <summary>fsync of the directory after a rename; a real I/O error is reported (the rename is done, its durability is not).</summary>
     internal static void SyncDirectory(SafeDirectory dir, string target)
     {
-        try { Native.FsyncDirectory(dir.Handle, System.IO.Path.GetDirectoryName(target)!); }
+        try
+        {
+            try { Native.FsyncDirectory(dir.Handle, System.IO.Path.GetDirectoryName(target)!); }
+            catch (NativeIOException e) when (e.Errno == Native.EBADF)
+            {
+                // The walk could only open the directory O_PATH: reopen it readable to flush it (a failure says why).
+                int rc = Native.TryOpenAt(dir.Handle, ".", Native.O_RDONLY | Native.O_DIRECTORY, 0, out var readable);
+                if (rc != 0) throw Native.Error("cannot open directory", System.IO.Path.GetDirectoryName(target)!, rc);
+                using (readable) Native.FsyncDirectory(readable!, System.IO.Path.GetDirectoryName(target)!);
+            }
+        }
         catch (NativeIOException e)
         {
             throw IoErrors.From(e.Errno, target, "flush the directory holding",
