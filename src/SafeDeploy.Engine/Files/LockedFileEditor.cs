@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Microsoft.Win32.SafeHandles;
 using SafeDeploy.Engine.Errors;
 using SafeDeploy.Engine.Locking;
 using SafeDeploy.Engine.Platform;
@@ -24,12 +25,19 @@ public sealed record FileEditOptions
     public TimeSpan? Timeout { get; init; }
     public bool WhatIf { get; init; }
     public uint NewFileMode { get; init; } = 0x1A4;
+    /// <summary>Owner (uid, gid) of a file the edit creates; null: the caller's. An existing file keeps its owner.</summary>
+    public (uint Uid, uint Gid)? NewFileOwner { get; init; }
+    /// <summary>Create missing parent directories (0755), as the editFile action does; removed again if the edit fails.</summary>
+    public bool CreateParents { get; init; } = true;
     public IOperationReporter Reporter { get; init; } = NullReporter.Instance;
 }
 
 /// <summary>
-/// Read-modify-write under a flock on the file itself: concurrent editors queue, each sees the previous one's result,
-/// and the file is replaced atomically (mode and owner kept). Compatible with `flock FILE -c '...'` in shell scripts.
+/// Read-modify-write under a flock, the file replaced atomically (mode and owner kept), so concurrent editors queue and
+/// each sees the previous one's result. An existing file is locked itself (compatible with `flock FILE -c '...'` in shell
+/// scripts; `flock FILE` on a missing file creates it empty, which then counts as existing). A missing file is created
+/// under a separate lock, `.&lt;name&gt;.lock` beside it, which the creator removes while it still holds it: a failed
+/// edit of a new file leaves nothing behind, and an editor that finds the file created meanwhile switches to its lock.
 /// </summary>
 public static class LockedFileEditor
 {
@@ -39,76 +47,136 @@ public static class LockedFileEditor
     {
         options ??= new FileEditOptions();
         path = System.IO.Path.GetFullPath(path);
-        var dir = System.IO.Path.GetDirectoryName(path)!;
-        if (!Directory.Exists(dir))
-            throw new SafeDeployException("DirectoryNotFound", ErrorKind.ObjectNotFound, path,
-                $"Cannot edit '{path}': directory '{dir}' does not exist.", "Create the directory first, or check the path.");
-        if (Native.Stat(path) is { IsRegularFile: false } st && !st.IsSymlink)
-            throw new SafeDeployException("NotAFile", ErrorKind.InvalidArgument, path, $"'{path}' is not a regular file.", "Give the path of a file.");
-
-        if (options.WhatIf)
+        if (options.WhatIf) return Preview(path, transform);
+        var createdDirs = new List<string>();
+        try
         {
-            var current = ReadUnlocked(path);
-            var text = current is null ? null : Decode(current);
-            var next = transform(text);
-            return new FileEditResult { Path = path, Changed = next != text, Created = current is null, Diff = next == text ? "" : TextDiff.Lines(text ?? "", next), PreviousContent = current };
+            for (int attempt = 0; ; attempt++)
+            {
+                using var dir = SafeOpener.OpenParent(path, out var name, options.CreateParents, 0x1ED, createdDirs);
+                var st = Native.StatAt(dir.Handle, name, followSymlinks: false);
+                CheckTarget(path, st);
+                var result = st is null
+                    ? TryCreate(dir, name, path, transform, options, cancellationToken)
+                    : TryEditExisting(path, transform, options, cancellationToken, attempt);
+                if (result is not null) return result;
+            }
         }
-
-        bool existed = File.Exists(path);
-        var clock = Stopwatch.StartNew();
-        using var held = FileLock.Acquire(path, new LockOptions
+        catch when (createdDirs.Count > 0)
         {
-            VerifyPathIdentity = true, RecordHolder = false, Timeout = options.Timeout, Reporter = options.Reporter, Purpose = "edit",
-        }, cancellationToken);
-        var before = ReadAll(held);
-        bool isNew = !existed && before.Length == 0;
-        var beforeText = isNew ? null : Decode(before);
-        string after;
-        try { after = transform(beforeText); }
-        catch
-        {
-            if (isNew) TryRemoveEmpty(path);
+            RemoveCreatedDirectories(createdDirs);
             throw;
         }
-        if (after == beforeText)
-            return new FileEditResult { Path = path, LockWait = held.WaitTime, PreviousContent = isNew ? null : before };
-        AtomicFile.WriteAllText(path, after, new AtomicWriteOptions { NewFileMode = options.NewFileMode });
-        return new FileEditResult
-        {
-            Path = path, Changed = true, Created = isNew, Diff = TextDiff.Lines(beforeText ?? "", after), LockWait = held.WaitTime,
-            PreviousContent = isNew ? null : before,
-        };
     }
 
-    static void TryRemoveEmpty(string path)
+    static FileEditResult Preview(string path, Func<string?, string> transform)
     {
-        try { if (new FileInfo(path) is { Exists: true, Length: 0 }) File.Delete(path); } catch (IOException) { }
+        byte[]? current = null;
+        if (Directory.Exists(System.IO.Path.GetDirectoryName(path)))
+        {
+            using var dir = SafeOpener.OpenParent(path, out var name);
+            CheckTarget(path, Native.StatAt(dir.Handle, name, followSymlinks: false));
+            using var fd = SafeOpener.OpenFile(dir, name, Native.O_RDONLY, create: false, 0, out _, out _);
+            current = fd is null ? null : ReadAll(fd, path);
+        }
+        var text = current is null ? null : Decode(current);
+        var next = transform(text);
+        return new FileEditResult { Path = path, Changed = next != text, Created = current is null, Diff = next == text ? "" : TextDiff.Lines(text ?? "", next), PreviousContent = current };
+    }
+
+    static void CheckTarget(string path, FileStatus? st)
+    {
+        if (st is { IsSymlink: true })
+            throw new SafeDeployException("SymlinkRefused", ErrorKind.SecurityError, path,
+                $"'{path}' is a symbolic link: Edit-LockedFile never follows a link in the last component.",
+                "Edit the link's target by its real path (readlink -f), or remove the link (check who created it).");
+        if (st is { IsRegularFile: false })
+            throw new SafeDeployException("NotAFile", ErrorKind.InvalidArgument, path, $"'{path}' is not a regular file.", "Give the path of a file.");
+    }
+
+    // Null: the file vanished or was replaced while we waited; the caller starts over.
+    static FileEditResult? TryEditExisting(string path, Func<string?, string> transform, FileEditOptions options, CancellationToken token, int attempt)
+    {
+        FileLock held;
+        try
+        {
+            held = FileLock.Acquire(path, new LockOptions
+            {
+                VerifyPathIdentity = true, RecordHolder = false, Create = false, Timeout = options.Timeout, Reporter = options.Reporter, Purpose = "edit",
+            }, token);
+        }
+        catch (SafeDeployException e) when (e.ErrorId == "LockPathNotFound" && attempt < 10) { return null; }
+        using (held)
+        {
+            var before = ReadAll(held.Handle, path);
+            var beforeText = Decode(before);
+            var after = transform(beforeText);
+            if (after == beforeText) return new FileEditResult { Path = path, LockWait = held.WaitTime, PreviousContent = before };
+            AtomicFile.WriteAllText(path, after, new AtomicWriteOptions { NewFileMode = options.NewFileMode });
+            return new FileEditResult
+            {
+                Path = path, Changed = true, Diff = TextDiff.Lines(beforeText, after), LockWait = held.WaitTime, PreviousContent = before,
+            };
+        }
+    }
+
+    static FileEditResult? TryCreate(SafeDirectory dir, string name, string path, Func<string?, string> transform, FileEditOptions options, CancellationToken token)
+    {
+        var lockPath = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(path)!, $".{name}.lock");
+        using var held = FileLock.Acquire(lockPath, new LockOptions
+        {
+            VerifyPathIdentity = true, RecordHolder = false, Timeout = options.Timeout, Reporter = options.Reporter, Purpose = "create",
+        }, token);
+        try
+        {
+            if (Native.StatAt(dir.Handle, name, followSymlinks: false) is not null) return null; // created meanwhile: lock the file itself
+            var after = transform(null);
+            AtomicFile.WriteAllText(path, after, new AtomicWriteOptions { NewFileMode = options.NewFileMode, NewFileOwner = options.NewFileOwner });
+            return new FileEditResult { Path = path, Changed = true, Created = true, Diff = TextDiff.Lines("", after), LockWait = held.WaitTime };
+        }
+        finally
+        {
+            // Removed while held; a waiter on this inode finds the path no longer names it and starts over.
+            if (held.Created && Native.UnlinkAt(dir.Handle, $".{name}.lock", directory: false) is not (0 or Native.ENOENT)) Native.UnlinkAt(dir.Handle, $".{name}.lock", directory: false);
+        }
+    }
+
+    static void RemoveCreatedDirectories(List<string> created)
+    {
+        for (int i = created.Count - 1; i >= 0; i--)
+            try { Directory.Delete(created[i]); } catch (IOException) { return; } // not empty: someone else uses it now
     }
 
     static string Decode(byte[] bytes) => new UTF8Encoding(false).GetString(bytes);
 
-    static byte[] ReadAll(FileLock held)
+    static byte[] ReadAll(SafeFileHandle fd, string path)
     {
-        var length = RandomAccess.GetLength(held.Handle);
-        var buffer = new byte[length];
-        int read = 0;
-        while (read < length)
+        try
         {
-            int n = RandomAccess.Read(held.Handle, buffer.AsSpan(read), read);
-            if (n == 0) break;
-            read += n;
+            var length = RandomAccess.GetLength(fd);
+            var buffer = new byte[length];
+            int read = 0;
+            while (read < length)
+            {
+                int n = RandomAccess.Read(fd, buffer.AsSpan(read), read);
+                if (n == 0) break;
+                read += n;
+            }
+            return read == length ? buffer : buffer[..read];
         }
-        return read == length ? buffer : buffer[..read];
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw IoErrors.From(e, path, "read", AtomicFile.Unchanged, reading: true); }
     }
 
-    /// <summary>Reads a file without .NET's implicit flock (which would fail while another process holds ours).</summary>
+    /// <summary>
+    /// Reads a file without .NET's implicit flock (which would fail while another process holds ours); null when absent.
+    /// Follows links (callers with a rooted path resolve it first); never blocks on a FIFO, which it refuses.
+    /// </summary>
     public static byte[]? ReadUnlocked(string path)
     {
         if (!File.Exists(path)) return null;
-        using var fd = Native.Open(path, Native.O_RDONLY | Native.O_NOCTTY);
-        using var s = new FileStream(fd, FileAccess.Read);
-        using var ms = new MemoryStream();
-        s.CopyTo(ms);
-        return ms.ToArray();
+        using var fd = Native.Open(path, Native.O_RDONLY | Native.O_NOCTTY | Native.O_NONBLOCK);
+        if (!Native.Fstat(fd).IsRegularFile)
+            throw new SafeDeployException("NotARegularFile", ErrorKind.InvalidArgument, path, $"'{path}' is not a regular file.", "Give the path of a regular file.");
+        return ReadAll(fd, path);
     }
 }

@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Win32.SafeHandles;
 using SafeDeploy.Engine.Errors;
+using SafeDeploy.Engine.Files;
 using SafeDeploy.Engine.Platform;
 
 namespace SafeDeploy.Engine.Locking;
@@ -26,7 +27,7 @@ public sealed record LockOptions
     /// <summary>Create the lock file when missing (otherwise a missing file is an error).</summary>
     public bool Create { get; init; } = true;
     /// <summary>Mode of a lock file this call creates (an existing file keeps its mode).</summary>
-    public uint CreateMode { get; init; } = 0x1A4; // 0644
+    public uint CreateMode { get; init; } = 0x180; // 0600: a shared model cache asks for group access
     /// <summary>Put the holder's command line into its record; off where it may carry a secret (a URL with a token).</summary>
     public bool RecordCommandLine { get; init; } = true;
     /// <summary>What the lock is for, shown to waiters.</summary>
@@ -45,11 +46,14 @@ public sealed class FileLock : IDisposable
     static int nextActivityId = 7100;
 
     SafeFileHandle? handle;
+    readonly bool mayRecord;
 
-    FileLock(string path, SafeFileHandle handle, bool shared, TimeSpan waited, LockHolder? waitedFor)
+    FileLock(string path, LockFileHandle file, bool shared, TimeSpan waited, LockHolder? waitedFor)
     {
         Path = path;
-        this.handle = handle;
+        handle = file.Fd;
+        mayRecord = file.MayRecord;
+        Created = file.Created;
         Shared = shared;
         WaitTime = waited;
         WaitedFor = waitedFor;
@@ -57,6 +61,8 @@ public sealed class FileLock : IDisposable
 
     public string Path { get; }
     public bool Shared { get; }
+    /// <summary>True when this call created the lock file (so it is ours to remove while we hold it).</summary>
+    public bool Created { get; }
     /// <summary>How long the caller waited for the lock.</summary>
     public TimeSpan WaitTime { get; }
     /// <summary>Who held the lock when the caller started waiting, or null when it was free.</summary>
@@ -70,12 +76,13 @@ public sealed class FileLock : IDisposable
         options ??= new LockOptions();
         while (true)
         {
-            var fd = OpenLockFile(path, options);
+            var file = OpenLockFile(path, options);
+            var fd = file.Fd;
             int rc = Native.Flock(fd, (options.Shared ? Native.LOCK_SH : Native.LOCK_EX) | Native.LOCK_NB);
             if (rc == Native.EWOULDBLOCK) { fd.Dispose(); return null; }
             if (rc != 0) { fd.Dispose(); throw FlockFailed(path, rc); }
             if (options.VerifyPathIdentity && !StillNamesPath(fd, path)) { fd.Dispose(); continue; }
-            return Finish(path, fd, options, TimeSpan.Zero, null);
+            return Finish(path, file, options, TimeSpan.Zero, null);
         }
     }
 
@@ -95,7 +102,8 @@ public sealed class FileLock : IDisposable
             while (true)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var fd = OpenLockFile(path, options);
+                var file = OpenLockFile(path, options);
+                var fd = file.Fd;
                 int op = options.Shared ? Native.LOCK_SH : Native.LOCK_EX;
                 int rc = Native.Flock(fd, op | Native.LOCK_NB);
                 if (rc == Native.EWOULDBLOCK)
@@ -110,7 +118,7 @@ public sealed class FileLock : IDisposable
                     fd.Dispose();
                     continue;
                 }
-                return Finish(path, fd, options, clock.Elapsed, firstHolder);
+                return Finish(path, file, options, clock.Elapsed, firstHolder);
             }
         }
         finally
@@ -211,15 +219,16 @@ public sealed class FileLock : IDisposable
         catch (OperationCanceledException) { return done.IsSet; }
     }
 
-    static FileLock Finish(string path, SafeFileHandle fd, LockOptions options, TimeSpan waited, LockHolder? waitedFor)
+    static FileLock Finish(string path, LockFileHandle file, LockOptions options, TimeSpan waited, LockHolder? waitedFor)
     {
-        var held = new FileLock(path, fd, options.Shared, waited, waitedFor);
+        var held = new FileLock(path, file, options.Shared, waited, waitedFor);
         if (options.RecordHolder && !options.Shared) held.RecordHolder(options.Purpose, options.RecordCommandLine);
         return held;
     }
 
     void RecordHolder(string? purpose, bool withCommandLine)
     {
+        if (!mayRecord) return; // a lock file someone else made (or linked elsewhere) is locked, never written
         var fd = Handle;
         var head = new byte[RecordMarker.Length];
         int n = RandomAccess.Read(fd, head, 0);
@@ -232,41 +241,59 @@ public sealed class FileLock : IDisposable
         try
         {
             RandomAccess.Write(fd, bytes, 0);
-            Native.Truncate(fd, bytes.Length);
+            Native.Truncate(fd, bytes.Length, Path); // only the record we own is shortened, never someone's file
         }
         catch (IOException) { } // a read-only lock file still locks; the record is a courtesy
         catch (UnauthorizedAccessException) { }
     }
 
-    static SafeFileHandle OpenLockFile(string path, LockOptions options)
-    {
-        int create = options.Create ? Native.O_CREAT : 0;
-        try { return Native.Open(path, Native.O_RDWR | Native.O_NOCTTY | create, options.CreateMode); }
-        catch (IOException e) when (e.HResult == Native.EACCES || e.HResult == 21 /* EISDIR */ || e.HResult == 30 /* EROFS */)
-        {
-            try { return Native.Open(path, Native.O_RDONLY | Native.O_NOCTTY); }
-            catch (IOException inner) { throw OpenFailed(path, inner); }
-        }
-        catch (IOException e) { throw OpenFailed(path, e); }
-    }
+    /// <summary>The opened lock file: the descriptor, whether this call created it, and whether a holder record may go into it.</summary>
+    readonly record struct LockFileHandle(SafeFileHandle Fd, bool Created, bool MayRecord);
 
-    static SafeDeployException OpenFailed(string path, IOException e) => e.HResult switch
+    // Opened through SafeOpener: the last component is never followed, a FIFO or device is refused, a new file is 0600
+    // and never truncated. A record is written only into a file we created, or own with no other name (nlink 1).
+    static LockFileHandle OpenLockFile(string path, LockOptions options)
     {
-        Native.ENOENT or Native.ENOTDIR => new SafeDeployException("LockPathNotFound", ErrorKind.ObjectNotFound, path,
-            $"Cannot open lock file '{path}': {e.Message}", "Create the directory that holds the lock file, or use a named lock (-Name), which lives in the state directory.", e),
-        Native.EACCES or Native.EPERM => new SafeDeployException("LockAccessDenied", ErrorKind.PermissionDenied, path,
-            $"Cannot open lock file '{path}': {e.Message}", "Run as a user who may read that file, or choose a lock file you own.", e),
-        _ => new SafeDeployException("LockOpenFailed", ErrorKind.ResourceUnavailable, path, $"Cannot open lock file '{path}': {e.Message}", null, e),
-    };
+        try
+        {
+            using var dir = SafeOpener.OpenParent(path, out var name);
+            SafeFileHandle? fd;
+            bool created;
+            FileStatus st;
+            bool writable = true;
+            try { fd = SafeOpener.OpenFile(dir, name, Native.O_RDWR, options.Create, options.CreateMode, out created, out st); }
+            catch (SafeDeployException e) when (e.ErrorId == "AccessDenied")
+            {
+                // A lock file we may only read (or on a read-only filesystem) still locks.
+                writable = false;
+                fd = SafeOpener.OpenFile(dir, name, Native.O_RDONLY, create: false, 0, out created, out st);
+            }
+            if (fd is null)
+                throw new SafeDeployException("LockPathNotFound", ErrorKind.ObjectNotFound, path, $"There is no lock file '{path}'.",
+                    "Check the path, or let the lock be created (a named lock, -Name, lives in the state directory).");
+            bool mine = st.Uid == Native.GetEffectiveUserId() && st.Nlink == 1;
+            return new LockFileHandle(fd, created, writable && (created || mine));
+        }
+        catch (SafeDeployException e) when (e.ErrorId == "DirectoryNotFound")
+        {
+            throw new SafeDeployException("LockPathNotFound", ErrorKind.ObjectNotFound, path, $"Cannot open lock file '{path}': {e.Message}",
+                "Create the directory that holds the lock file, or use a named lock (-Name), which lives in the state directory.", e);
+        }
+        catch (SafeDeployException e) when (e.ErrorId == "AccessDenied")
+        {
+            throw new SafeDeployException("LockAccessDenied", ErrorKind.PermissionDenied, path, $"Cannot open lock file '{path}': {e.Message}",
+                "Run as a user who may read that file, or choose a lock file you own.", e);
+        }
+    }
 
     static SafeDeployException FlockFailed(string path, int errno) => new("LockFailed", ErrorKind.ResourceUnavailable, path,
         $"flock on '{path}' failed with errno {errno}.", "The filesystem may not support flock; see Test-LockSupport.");
 
     static bool StillNamesPath(SafeFileHandle fd, string path)
     {
-        var mine = Native.Fstat(fd);
+        // Followed like the open was (a trusted link in the last place leads to the file we locked).
         var now = Native.Stat(path);
-        return now is not null && now.Inode == mine.Inode && now.DevMajor == mine.DevMajor && now.DevMinor == mine.DevMinor;
+        return now is not null && now.SameFileAs(Native.Fstat(fd));
     }
 
     /// <summary>Releases the lock (the file stays).</summary>

@@ -13,6 +13,7 @@ public static unsafe partial class Native
     public const int LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
     public const int AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, AT_EMPTY_PATH = 0x1000;
     public const int EINTR = 4, ENOENT = 2, EACCES = 13, EEXIST = 17, ENOTDIR = 20, EWOULDBLOCK = 11, ELOOP = 40, ENOSPC = 28, EPERM = 1, ESRCH = 3;
+    public const int ENXIO = 6, EBADF = 9, ENOTSUP = 95;
     public const uint S_IFMT = 0xF000, S_IFDIR = 0x4000, S_IFLNK = 0xA000, S_IFREG = 0x8000;
     const uint STATX_BASIC_STATS = 0x7FF;
 
@@ -88,18 +89,24 @@ public static unsafe partial class Native
         public long f_fsid; public long f_namelen, f_frsize, f_flags; public fixed long f_spare[4];
     }
 
-    /// <summary>Throws a Win32Exception (errno + message) for the last failed call, naming what was being done.</summary>
-    public static Exception Error(string what, string path) =>
-        new IOException($"{what} '{path}': {new Win32Exception(Marshal.GetLastPInvokeError()).Message}", Marshal.GetLastPInvokeError());
+    /// <summary>
+    /// The failure of a call whose errno the caller captured the moment it failed (<see cref="LastErrno"/> right after
+    /// the call, before anything else runs: building a message can itself make calls that overwrite it).
+    /// </summary>
+    public static NativeIOException Error(string what, string path, int errno) => new(errno, what, path);
 
+    /// <summary>The errno of the last P/Invoke: read it once, immediately after the failed call, and pass the value on.</summary>
     public static int LastErrno => Marshal.GetLastPInvokeError();
+
+    /// <summary>strerror(3) text of <paramref name="errno"/>.</summary>
+    public static string Describe(int errno) => new Win32Exception(errno).Message;
 
     /// <summary>open(2) without any of the implicit flock that .NET's FileStream takes on Unix.</summary>
     public static SafeFileHandle Open(string path, int flags, uint mode = 0x1A4 /* 0644 */)
     {
-        int fd;
-        do { fd = sys_open(path, flags | O_CLOEXEC, mode); } while (fd < 0 && LastErrno == EINTR);
-        if (fd < 0) throw Error("cannot open", path);
+        int fd, errno;
+        do { fd = sys_open(path, flags | O_CLOEXEC, mode); errno = fd < 0 ? LastErrno : 0; } while (errno == EINTR);
+        if (fd < 0) throw Error("cannot open", path, errno);
         return new SafeFileHandle(fd, ownsHandle: true);
     }
 
@@ -107,10 +114,10 @@ public static unsafe partial class Native
     public static int TryOpenAt(SafeHandle? dir, string name, int flags, uint mode, out SafeFileHandle? handle)
     {
         int dirfd = dir is null ? AT_FDCWD : (int)dir.DangerousGetHandle();
-        int fd;
-        do { fd = sys_openat(dirfd, name, flags | O_CLOEXEC, mode); } while (fd < 0 && LastErrno == EINTR);
+        int fd, errno;
+        do { fd = sys_openat(dirfd, name, flags | O_CLOEXEC, mode); errno = fd < 0 ? LastErrno : 0; } while (errno == EINTR);
         handle = fd < 0 ? null : new SafeFileHandle(fd, ownsHandle: true);
-        return fd < 0 ? LastErrno : 0;
+        return errno;
     }
 
     /// <summary>mkdirat(2); returns 0 or the errno.</summary>
@@ -120,40 +127,55 @@ public static unsafe partial class Native
     /// <summary>flock(2). Returns 0 or the errno (EWOULDBLOCK when non-blocking and held elsewhere).</summary>
     public static int Flock(SafeHandle fd, int op)
     {
-        int rc;
-        do { rc = sys_flock((int)fd.DangerousGetHandle(), op); } while (rc < 0 && LastErrno == EINTR);
-        return rc == 0 ? 0 : LastErrno;
+        int rc, errno;
+        do { rc = sys_flock((int)fd.DangerousGetHandle(), op); errno = rc < 0 ? LastErrno : 0; } while (errno == EINTR);
+        return errno;
     }
 
+    /// <summary>fsync(2), checked: a failure means the data may not be on disk (never ignore it).</summary>
     public static void Fsync(SafeHandle fd, string pathForErrors)
     {
-        if (sys_fsync((int)fd.DangerousGetHandle()) != 0) throw Error("cannot fsync", pathForErrors);
+        int rc, errno;
+        do { rc = sys_fsync((int)fd.DangerousGetHandle()); errno = rc != 0 ? LastErrno : 0; } while (errno == EINTR);
+        if (rc != 0) throw Error("cannot fsync", pathForErrors, errno);
     }
 
     /// <summary>fdatasync(2): the file's data (and the size needed to read it back) reach the disk.</summary>
     public static void Fdatasync(SafeHandle fd, string pathForErrors)
     {
-        if (sys_fdatasync((int)fd.DangerousGetHandle()) != 0) throw Error("cannot fdatasync", pathForErrors);
+        int rc, errno;
+        do { rc = sys_fdatasync((int)fd.DangerousGetHandle()); errno = rc != 0 ? LastErrno : 0; } while (errno == EINTR);
+        if (rc != 0) throw Error("cannot fdatasync", pathForErrors, errno);
     }
 
-    /// <summary>fsync a directory so that a rename inside it is durable; best effort where the filesystem refuses.</summary>
+    /// <summary>
+    /// fsync of an open directory so that a rename inside it is durable. Real I/O errors are thrown; EINVAL/ENOTSUP
+    /// (filesystems that cannot fsync a directory) are tolerated, since there is nothing more to make durable there.
+    /// </summary>
+    public static void FsyncDirectory(SafeHandle dir, string pathForErrors)
+    {
+        int rc, errno;
+        do { rc = sys_fsync((int)dir.DangerousGetHandle()); errno = rc != 0 ? LastErrno : 0; } while (errno == EINTR);
+        if (rc != 0 && errno is not (EINVAL or ENOTSUP)) throw Error("cannot fsync directory", pathForErrors, errno);
+    }
+
+    /// <summary>fsync a directory by path (see the handle overload): opening it or fsyncing it failing is an error.</summary>
     public static void FsyncDirectory(string directory)
     {
-        int fd = sys_open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-        if (fd < 0) return;
-        using var h = new SafeFileHandle(fd, true);
-        sys_fsync(fd);
+        using var h = Open(directory, O_RDONLY | O_DIRECTORY);
+        FsyncDirectory(h, directory);
     }
 
     public static void Fchmod(SafeHandle fd, uint mode, string pathForErrors)
     {
-        if (sys_fchmod((int)fd.DangerousGetHandle(), mode & 0xFFF) != 0) throw Error("cannot set the mode of", pathForErrors);
+        if (sys_fchmod((int)fd.DangerousGetHandle(), mode & 0xFFF) != 0) throw Error("cannot set the mode of", pathForErrors, LastErrno);
     }
 
-    public static void Truncate(SafeHandle fd, long length)
+    public static void Truncate(SafeHandle fd, long length, string pathForErrors = "fd")
     {
-        if (sys_ftruncate((int)fd.DangerousGetHandle(), length) != 0) throw Error("cannot truncate", "fd");
+        if (sys_ftruncate((int)fd.DangerousGetHandle(), length) != 0) throw Error("cannot truncate", pathForErrors, LastErrno);
     }
+
 
     public static int Fchown(SafeHandle fd, uint uid, uint gid) =>
         sys_fchown((int)fd.DangerousGetHandle(), uid, gid) == 0 ? 0 : LastErrno;
@@ -167,7 +189,7 @@ public static unsafe partial class Native
             while (done < data.Length)
             {
                 nint n = sys_write((int)fd.DangerousGetHandle(), p + done, data.Length - done);
-                if (n < 0) { if (LastErrno == EINTR) continue; throw Error("cannot write", pathForErrors); }
+                if (n < 0) { int errno = LastErrno; if (errno == EINTR) continue; throw Error("cannot write", pathForErrors, errno); }
                 done += n;
             }
         }
@@ -184,21 +206,22 @@ public static unsafe partial class Native
         int flags = (followSymlinks ? 0 : AT_SYMLINK_NOFOLLOW) | (name.Length == 0 ? AT_EMPTY_PATH : 0);
         if (sys_statx(dirfd, name, flags, STATX_BASIC_STATS, &b) != 0)
         {
-            if (LastErrno is ENOENT or ENOTDIR) return null;
-            throw Error("cannot stat", name);
+            int errno = LastErrno;
+            if (errno is ENOENT or ENOTDIR) return null;
+            throw Error("cannot stat", name, errno);
         }
         return new FileStatus(b.stx_mode, b.stx_uid, b.stx_gid, (long)b.stx_size, b.stx_ino,
             b.stx_dev_major, b.stx_dev_minor, DateTimeOffset.FromUnixTimeSeconds(b.stx_mtime.tv_sec).AddTicks(b.stx_mtime.tv_nsec / 100))
         { Nlink = b.stx_nlink };
     }
 
-    public static FileStatus Fstat(SafeHandle fd) => StatAt(fd, "", true) ?? throw new IOException("fstat failed");
+    public static FileStatus Fstat(SafeHandle fd) => StatAt(fd, "", true) ?? throw new NativeIOException(EBADF, "cannot fstat", "fd");
 
     /// <summary>Filesystem magic number of the filesystem holding <paramref name="path"/>, and bytes available to unprivileged users.</summary>
     public static (long Type, long AvailableBytes) StatFs(string path)
     {
         StatfsBuf b;
-        if (sys_statfs(path, &b) != 0) throw Error("cannot statfs", path);
+        if (sys_statfs(path, &b) != 0) throw Error("cannot statfs", path, LastErrno);
         return (b.f_type, (long)b.f_bavail * b.f_bsize);
     }
 
@@ -211,6 +234,9 @@ public static unsafe partial class Native
 /// <summary>What statx(2) says of a file.</summary>
 public sealed record FileStatus(uint Mode, uint Uid, uint Gid, long Size, ulong Inode, uint DevMajor, uint DevMinor, DateTimeOffset LastWrite)
 {
+    public bool IsFifo => (Mode & Native.S_IFMT) == 0x1000;
+    /// <summary>True when both describe the same inode on the same device.</summary>
+    public bool SameFileAs(FileStatus other) => Inode == other.Inode && DevMajor == other.DevMajor && DevMinor == other.DevMinor;
     public bool IsDirectory => (Mode & Native.S_IFMT) == Native.S_IFDIR;
     public bool IsSymlink => (Mode & Native.S_IFMT) == Native.S_IFLNK;
     public bool IsRegularFile => (Mode & Native.S_IFMT) == Native.S_IFREG;
@@ -220,4 +246,12 @@ public sealed record FileStatus(uint Mode, uint Uid, uint Gid, long Size, ulong 
     /// <summary>Hard links to the file: a file with more than one may also be someone else's file under another name.</summary>
     public uint Nlink { get; init; } = 1;
     public bool IsGroupOrWorldWritable => (Mode & 0x12) != 0;
+}
+
+/// <summary>A failed POSIX call: the errno captured right after it (also as HResult), what was being done, and on what.</summary>
+public sealed class NativeIOException(int errno, string what, string path)
+    : IOException($"{what} '{path}': {Native.Describe(errno)}", errno)
+{
+    public int Errno { get; } = errno;
+    public string Path { get; } = path;
 }

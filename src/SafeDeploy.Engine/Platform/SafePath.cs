@@ -85,9 +85,12 @@ public static class SafePath
                     if (mk != 0 && mk != Native.EEXIST) throw IoErrors.FromErrno(mk, here, "create the directory");
                     if (mk == 0)
                     {
-                        if (Native.TryOpenAt(cur, name, Native.O_RDONLY | Native.O_DIRECTORY | Native.O_NOFOLLOW, 0, out var made) == 0)
-                            using (made) Native.Fchmod(made!, mode, here); // explicit: the umask has no say
-                        created?.Add(here);
+                        created?.Add(here); // listed at once: a failure below must still let the caller remove it
+                        int mrc = Native.TryOpenAt(cur, name, Native.O_RDONLY | Native.O_DIRECTORY | Native.O_NOFOLLOW, 0, out var made);
+                        if (mrc != 0) throw IoErrors.FromErrno(mrc, here, "open the new directory");
+                        using (made)
+                            try { Native.Fchmod(made!, mode, here); } // explicit: the umask has no say
+                            catch (NativeIOException e) { throw IoErrors.FromErrno(e.Errno, here, "set the mode of the new directory"); }
                     }
                     rc = Native.TryOpenAt(cur, name, Native.O_PATH | Native.O_NOFOLLOW, 0, out next);
                 }

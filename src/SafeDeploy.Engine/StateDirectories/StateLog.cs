@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using SafeDeploy.Engine.Errors;
+using SafeDeploy.Engine.Files;
 using SafeDeploy.Engine.Platform;
 
 namespace SafeDeploy.Engine.StateDirectories;
@@ -8,26 +10,32 @@ public enum LogLevel { Debug, Info, Warning, Error }
 
 /// <summary>
 /// Appends one line per call with a single O_APPEND write(2), so lines from many processes never interleave; a vanished
-/// directory is re-created first, so logging never fails for want of a directory.
+/// directory is re-created first, so logging never fails for want of a directory. The log file is opened without
+/// following a link (a planted FIFO or device is refused), created 0600, and every write error is reported.
 /// </summary>
 public static class StateLog
 {
-    public static string Append(string logFile, string message, LogLevel level = LogLevel.Info, uint directoryMode = 0x1C0)
+    /// <summary>Appends one line; <paramref name="durable"/> also fdatasyncs it (checked) before returning.</summary>
+    public static string Append(string logFile, string message, LogLevel level = LogLevel.Info, uint directoryMode = 0x1C0, bool durable = false)
     {
+        logFile = Path.GetFullPath(logFile);
         var line = Format(message, level);
         var bytes = Encoding.UTF8.GetBytes(line);
         for (int attempt = 0; ; attempt++)
         {
             try
             {
-                using var fd = Native.Open(logFile, Native.O_WRONLY | Native.O_APPEND | Native.O_CREAT | Native.O_NOCTTY, 0x180);
+                using var dir = SafeOpener.OpenParent(logFile, out var name);
+                using var fd = SafeOpener.OpenFile(dir, name, Native.O_WRONLY | Native.O_APPEND, create: true, 0x180, out _, out _)!;
                 Native.WriteOnce(fd, bytes, logFile);
+                if (durable) Native.Fdatasync(fd, logFile);
                 return line.TrimEnd('\n');
             }
-            catch (IOException e) when ((e.HResult == Native.ENOENT || e.HResult == Native.ENOTDIR) && attempt < 3)
+            catch (SafeDeployException e) when (e.ErrorId == "DirectoryNotFound" && attempt < 3)
             {
-                SecureDirectory.Ensure(Path.GetDirectoryName(Path.GetFullPath(logFile))!, directoryMode);
+                SecureDirectory.Ensure(Path.GetDirectoryName(logFile)!, directoryMode);
             }
+            catch (NativeIOException e) { throw IoErrors.From(e.Errno, logFile, "append to the log", inner: e); }
         }
     }
 

@@ -32,6 +32,12 @@ public sealed class EditLockedFileCommand : SafeDeployCmdlet
 
     [Parameter] public SwitchParameter PassThru { get; set; }
 
+    /// <summary>Mode of a file the edit creates (an existing file keeps its mode).</summary>
+    [Parameter] [ValidatePattern("^[0-7]{3,4}$")] public string Mode { get; set; } = "0644";
+
+    /// <summary>Owner (user name or uid) of a file the edit creates (an existing file keeps its owner).</summary>
+    [Parameter] [ValidateNotNullOrEmpty] public string? Owner { get; set; }
+
     protected override void ProcessRecord()
     {
         foreach (var raw in Path)
@@ -46,6 +52,7 @@ public sealed class EditLockedFileCommand : SafeDeployCmdlet
                 var result = LockedFileEditor.Edit(path, Apply(path), new FileEditOptions
                 {
                     Timeout = TimeoutSec is { } s ? TimeSpan.FromSeconds(s) : null, Reporter = DirectReporter,
+                    NewFileMode = ModeParser.Parse(Mode), NewFileOwner = Owner is null ? null : ModeParser.ResolveOwner(Owner),
                 }, Cancellation);
                 WriteVerbose(result.Changed ? $"Edited '{path}':\n{result.Diff}" : $"'{path}' was already as asked.");
                 if (PassThru) WriteObject(result);

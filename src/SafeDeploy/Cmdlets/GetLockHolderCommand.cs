@@ -22,18 +22,17 @@ public sealed class GetLockHolderCommand : SafeDeployCmdlet
 
     protected override void ProcessRecord()
     {
-        var paths = ParameterSetName == InvokeWithLockCommand.ByPath
-            ? Path.Select(ResolvePath)
-            : Name.Select(n => StateDirectoryManager.Resolve(StateDirectoryManager.DefaultName).LockPath(n));
-        foreach (var p in paths)
+        var inputs = ParameterSetName == InvokeWithLockCommand.ByPath ? Path : Name;
+        foreach (var input in inputs)
         {
-            if (!File.Exists(p))
+            // Each input on its own: a bad name or a missing lock is a non-terminating error, the next input still runs.
+            TryEngine(() =>
             {
-                WriteError(ErrorMapper.ToRecord(new Engine.Errors.SafeDeployException("LockNotFound", Engine.Errors.ErrorKind.ObjectNotFound, p,
-                    $"There is no lock file '{p}'.", "Check the name or path; a lock file appears the first time someone takes the lock."), p));
-                continue;
-            }
-            TryEngine(() => WriteObject(LockInspector.Inspect(p)), p);
+                var p = ParameterSetName == InvokeWithLockCommand.ByPath
+                    ? ResolvePath(input)
+                    : StateDirectoryManager.Resolve(StateDirectoryManager.DefaultName).LockPath(input);
+                WriteObject(LockInspector.InspectExisting(p));
+            }, input);
         }
     }
 }

@@ -8,7 +8,7 @@ using SafeDeploy.Internal;
 namespace SafeDeploy.Cmdlets;
 
 /// <summary>Runs a script block while holding a flock(2) lock, compatible with flock(1).</summary>
-[Cmdlet(VerbsLifecycle.Invoke, "WithLock", DefaultParameterSetName = ByName)]
+[Cmdlet(VerbsLifecycle.Invoke, "WithLock", DefaultParameterSetName = ByName, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(object))]
 public sealed class InvokeWithLockCommand : SafeDeployCmdlet
 {
@@ -37,13 +37,16 @@ public sealed class InvokeWithLockCommand : SafeDeployCmdlet
         {
             lockPath = ParameterSetName == ByPath
                 ? ResolvePath(Path)
-                : StateDirectoryManager.Default(DirectReporter).LockPath(Name);
+                : StateDirectoryManager.Resolve(StateDirectoryManager.DefaultName).LockPath(Name);
         }
         catch (Exception e) when (IsReportable(e)) { Fail(e, ParameterSetName == ByPath ? Path : Name); return; }
-        WarnIfNetworkFileSystem(lockPath);
+        // -WhatIf: neither the state directory nor the lock file is created, and the script block does not run.
+        if (!ShouldProcess(lockPath, "Run the script block while holding the lock")) return;
         FileLock held;
         try
         {
+            if (ParameterSetName == ByName) StateDirectoryManager.Default(DirectReporter);
+            WarnIfNetworkFileSystem(lockPath);
             held = RunEngine((reporter, token) => FileLock.Acquire(lockPath, new LockOptions
             {
                 Shared = Shared,

@@ -7,7 +7,7 @@ using SafeDeploy.Internal;
 namespace SafeDeploy.Cmdlets;
 
 /// <summary>Appends one line to a tool's log: atomic across processes, and never failing for want of a directory.</summary>
-[Cmdlet(VerbsCommunications.Write, "StateLog", DefaultParameterSetName = ByName)]
+[Cmdlet(VerbsCommunications.Write, "StateLog", DefaultParameterSetName = ByName, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(string))]
 public sealed class WriteStateLogCommand : SafeDeployCmdlet
 {
@@ -39,6 +39,7 @@ public sealed class WriteStateLogCommand : SafeDeployCmdlet
             var file = ParameterSetName == ByFile
                 ? ResolvePath(LogFile)
                 : StateDirectoryManager.Resolve(Name, Scope.To<EngineScope>(), Path is null ? null : ResolvePath(Path)).LogFile;
+            if (!ShouldProcess(file, $"Append a {Level} line to the log")) return;
             var line = StateLog.Append(file, Message, Level.To<EngineLevel>());
             if (PassThru) WriteObject(line);
         }, Message);

@@ -93,6 +93,8 @@ public static class ErrorMapper
     public static ErrorRecord ToRecord(Exception e, object fallbackTarget)
     {
         if (e is AggregateException { InnerExceptions.Count: 1 } agg) e = agg.InnerException!;
+        // A failed POSIX call the engine did not map itself still gets the one errno mapping (DiskFull, IOError, ...).
+        if (e is NativeIOException native) e = IoErrors.From(native, native.Path, "access");
         var (id, category, target, action) = e switch
         {
             SafeDeployException s => (s.ErrorId, Enum.TryParse<ErrorCategory>(s.Kind.ToString(), out var c) ? c : ErrorCategory.NotSpecified, s.Target, s.RecommendedAction),

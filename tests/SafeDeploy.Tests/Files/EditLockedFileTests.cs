@@ -126,14 +126,35 @@ public sealed class EditLockedFileTests : IDisposable
     }
 
     [Fact]
-    public void AMissingDirectory_IsObjectNotFound()
+    public void AMissingDirectory_IsCreated_AsTheEditFileActionDoes_WithTheAskedModeAndOwner()
     {
-        var f = dir["nodir/x.conf"];
-        var r = ps.Run("Edit-LockedFile -Path $f -EnsureLine 'a=1'", ("f", f));
-        var e = Assert.Single(r.AllErrors);
-        Assert.StartsWith("DirectoryNotFound", e.FullyQualifiedErrorId);
-        Assert.Equal(ErrorCategory.ObjectNotFound, e.CategoryInfo.Category);
-        Assert.Equal(f, e.TargetObject);
+        var f = dir["nodir/deeper/x.conf"];
+        var r = ps.Run("Edit-LockedFile -Path $f -EnsureLine 'a=1' -Mode 0600 -Owner nobody", ("f", f));
+        Assert.Empty(r.AllErrors);
+        Assert.Equal("a=1\n", File.ReadAllText(f));
+        Assert.Equal("600 65534", Programs.Run("stat", "-c", "%a %u", f));
+        Assert.Equal("755", Programs.Run("stat", "-c", "%a", dir["nodir/deeper"]));
+        Assert.Equal(["x.conf"], Directory.GetFileSystemEntries(dir["nodir/deeper"]).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void ANewFile_WhoseEditFails_LeavesNoFile_NoLockFile_AndNoDirectory()
+    {
+        var f = dir["made/x.conf"];
+        var r = ps.Run("Edit-LockedFile -Path $f -Transform { throw 'no' }", ("f", f));
+        Assert.Single(r.AllErrors);
+        Assert.False(Directory.Exists(dir["made"]));
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+    }
+
+    [Fact]
+    public void AFileCreatedByFlock1_IsLockedItself_SoShellScriptsCooperate()
+    {
+        var f = dir["shared.conf"];
+        using var holder = new FlockHolder(f, 30); // flock(1) creates the file empty and holds its lock
+        var r = ps.Run("Edit-LockedFile -Path $f -EnsureLine 'b=2' -TimeoutSec 1", ("f", f));
+        Assert.StartsWith("LockTimeout", Assert.Single(r.AllErrors).FullyQualifiedErrorId);
+        Assert.Equal("", File.ReadAllText(f));
     }
 
     static string Stat(string f) => Programs.Run("stat", "-c", "%i", f);
