@@ -6,7 +6,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Actions;
 
 /// <summary>PowerShell to run for the `script` action, on the cmdlet's pipeline thread.</summary>
-public sealed record ScriptRequest(string Script, IReadOnlyDictionary<string, string> Variables, string Phase, string WorkingDirectory);
+public sealed record ScriptRequest(string Script, IReadOnlyDictionary<string, string> Variables, string Phase, string WorkingDirectory, DeploymentRoot Root);
 
 /// <summary>
 /// Runs a script in the caller's PowerShell session and returns its output as text; throws when the script fails.
@@ -21,8 +21,8 @@ public sealed class ActionContext
 
     public required string DeploymentName { get; init; }
     public required string PhaseName { get; init; }
-    /// <summary>The -Root sandbox prefix, or null when the deployment writes the real paths.</summary>
-    public string? Root { get; init; }
+    /// <summary>The -Root sandbox (or the real tree).</summary>
+    public DeploymentRoot Root { get; init; } = DeploymentRoot.Real;
     /// <summary>Directory of the manifest: relative source paths are read from here.</summary>
     public required string ManifestDirectory { get; init; }
     /// <summary>Where this phase keeps backups (inside the run's folder in the state directory).</summary>
@@ -35,23 +35,13 @@ public sealed class ActionContext
     public CancellationToken Cancellation { get; init; }
     /// <summary>Writes one undo record to the journal and flushes it to disk before returning.</summary>
     public Action<UndoRecord> Journal { get; init; } = _ => { };
+    /// <summary>Journals a temporary file before it is created (recovery removes it when the process died before its rename).</summary>
+    public Action<string> Temporary { get; init; } = _ => { };
     /// <summary>Runs PowerShell on the pipeline thread; null when no PowerShell session is available.</summary>
     public ScriptInvoker? ScriptInvoker { get; init; }
 
     /// <summary>Maps an absolute path the deployment writes into the -Root sandbox; relative paths are rejected.</summary>
-    public string MapPath(string path) => MapPath(Root, path);
-
-    /// <summary>Root + path for absolute paths (Root null: the path itself).</summary>
-    public static string MapPath(string? root, string path)
-    {
-        if (!System.IO.Path.IsPathRooted(path))
-            throw new SafeDeployException("RelativeTargetPath", ErrorKind.InvalidArgument, path,
-                $"'{path}' is a relative path; every path a deployment writes must be absolute (it is placed under -Root).",
-                "Write the target as an absolute path, e.g. /etc/app/config or ${root}-independent /opt/app/lib.so.");
-        if (string.IsNullOrEmpty(root)) return System.IO.Path.GetFullPath(path);
-        var full = System.IO.Path.GetFullPath(path);
-        return System.IO.Path.GetFullPath(System.IO.Path.Join(root, full));
-    }
+    public string MapPath(string path) => Root.Map(path);
 
     /// <summary>A path the deployment reads: relative to the manifest's directory, absolute as given.</summary>
     public string ResolveSource(string path) =>
@@ -151,6 +141,6 @@ public sealed class ActionContext
             throw new SafeDeployException("ScriptHostUnavailable", ErrorKind.InvalidOperation, PhaseName,
                 $"Phase '{PhaseName}' runs PowerShell, but no PowerShell session is available to run it.",
                 "Run the deployment (or its rollback) through Invoke-SafeDeploy or Undo-SafeDeploy.");
-        return ScriptInvoker(new ScriptRequest(script, Variables, PhaseName, workingDirectory ?? ManifestDirectory), Cancellation);
+        return ScriptInvoker(new ScriptRequest(script, Variables, PhaseName, workingDirectory ?? ManifestDirectory, Root), Cancellation);
     }
 }

@@ -189,8 +189,7 @@ public sealed class ModelCache
     /// <summary>Removes the entry of <paramref name="uri"/>; throws ModelNotCached or ModelInUse.</summary>
     public ModelCacheEntry Remove(string uri, IOperationReporter? reporter = null)
     {
-        var entry = Find(uri) ?? throw new SafeDeployException("ModelNotCached", ErrorKind.ObjectNotFound, uri,
-            $"'{DisplayUri(uri)}' is not in the model cache '{Directory}'.", "List the cache with Get-ModelCache.");
+        var entry = Find(uri) ?? throw ErrorCatalog.ModelNotCached(uri, DisplayUri(uri), Directory);
         if (!TryRemove(entry, reporter))
         {
             var holder = LockInspector.Inspect(System.IO.Path.Combine(entry.Directory, ".entry.lock"));

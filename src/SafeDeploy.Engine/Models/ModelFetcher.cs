@@ -42,7 +42,6 @@ public sealed class ModelFetcher
         ConnectTimeout = TimeSpan.FromSeconds(30),
         PooledConnectionLifetime = TimeSpan.FromMinutes(2),
     }) { Timeout = Timeout.InfiniteTimeSpan };
-    static int nextActivityId = 7400;
 
     readonly ModelCache cache;
     readonly ModelFetchOptions options;
@@ -213,7 +212,7 @@ public sealed class ModelFetcher
     static void HashInto(SafeFileHandle fd, IncrementalHash hash, long length, string activity, IOperationReporter reporter, CancellationToken token)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
-        int id = Interlocked.Increment(ref nextActivityId);
+        int id = ProgressIds.Next();
         var report = Stopwatch.StartNew();
         try
         {
@@ -280,7 +279,7 @@ public sealed class ModelFetcher
     {
         var display = ModelCache.DisplayUri(entry.Uri);
         var partial = ClaimPartial(entry, reporter, token) ?? NewPartial(entry);
-        int activityId = Interlocked.Increment(ref nextActivityId);
+        int activityId = ProgressIds.Next();
         int attempts = 0;
         var pipeline = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
         {

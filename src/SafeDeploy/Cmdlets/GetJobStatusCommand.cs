@@ -34,7 +34,6 @@ public sealed class GetJobStatusCommand : SafeDeployCmdlet
         catch (Exception e) when (IsReportable(e)) { WriteError(ErrorMapper.ToRecord(e, repo)); return; }
         foreach (var r in found) WriteObject(r);
         foreach (var name in JobName.Where(n => !JobStatusReader.HasWildcard(n) && !found.Any(r => r.JobName == n)))
-            WriteError(ErrorMapper.ToRecord(new SafeDeployException("JobStatusNotFound", ErrorKind.ObjectNotFound, name,
-                $"No status for job '{name}' in '{repo}'.", "Check the job name, or add -Fetch to read the remote's newest state."), name));
+            WriteError(ErrorMapper.ToRecord(ErrorCatalog.JobStatusNotFound(name, repo), name));
     }
 }

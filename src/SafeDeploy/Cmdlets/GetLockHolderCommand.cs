@@ -28,8 +28,7 @@ public sealed class GetLockHolderCommand : SafeDeployCmdlet
         {
             if (!File.Exists(p))
             {
-                WriteError(ErrorMapper.ToRecord(new Engine.Errors.SafeDeployException("LockNotFound", Engine.Errors.ErrorKind.ObjectNotFound, p,
-                    $"There is no lock file '{p}'.", "Check the name or path; a lock file appears the first time someone takes the lock."), p));
+                WriteError(ErrorMapper.ToRecord(Engine.Errors.ErrorCatalog.LockNotFound(p), p));
                 continue;
             }
             TryEngine(() => WriteObject(LockInspector.Inspect(p)), p);

@@ -24,8 +24,7 @@ public sealed class GetModelCacheCommand : SafeDeployCmdlet
             {
                 var uri = u.Contains("://", StringComparison.Ordinal) ? u : ResolvePath(u);
                 if (cache.Find(uri) is { } entry) WriteObject(entry);
-                else WriteError(ErrorMapper.ToRecord(new Engine.Errors.SafeDeployException("ModelNotCached", Engine.Errors.ErrorKind.ObjectNotFound, u,
-                    $"'{ModelCache.DisplayUri(u)}' is not in the model cache '{cache.Directory}'.", "Fetch it with Get-ModelLocked."), u));
+                else WriteError(ErrorMapper.ToRecord(Engine.Errors.ErrorCatalog.ModelNotCached(u, ModelCache.DisplayUri(u), cache.Directory), u));
             }
         }, dir ?? "model cache");
     }
