@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using SafeDeploy.Engine.Errors;
-using SafeDeploy.Engine.Files;
 using SafeDeploy.Engine.Platform;
 
 namespace SafeDeploy.Engine.Actions;
@@ -53,57 +52,75 @@ public sealed class ActionContext
 
     /// <summary>
     /// Copies the current bytes and mode of <paramref name="mappedPath"/> (already under Root) into the backup
-    /// directory, fsynced, and journals the backup; a missing file is journaled as "did not exist".
+    /// directory, fsynced, and journals the backup; a missing file is journaled as "did not exist", a symlink as its
+    /// target (undo puts the link back). The file is read through the root (<see cref="DeploymentRoot.Open"/>).
     /// </summary>
     public FileBackup BackupFile(string mappedPath, string step = "backup")
     {
-        Directory.CreateDirectory(BackupDirectory);
         FileBackup backup;
-        var st = Native.Stat(mappedPath);
-        if (st is null) backup = new FileBackup(mappedPath, null, null);
-        else
+        using (var at = Root.Open(Root.Unmap(mappedPath)))
         {
-            var bytes = LockedFileEditor.ReadUnlocked(mappedPath) ?? Array.Empty<byte>();
-            var n = Interlocked.Increment(ref backupCount);
-            var copy = System.IO.Path.Combine(BackupDirectory,
-                $"{n:D4}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(3)).ToLowerInvariant()}-{System.IO.Path.GetFileName(mappedPath)}");
-            AtomicFile.WriteAllBytes(copy, bytes, new AtomicWriteOptions { Mode = 0x180 });
-            backup = new FileBackup(mappedPath, copy, st.Permissions);
+            var st = at.Stat();
+            if (st is null) backup = new FileBackup(mappedPath, null, null);
+            else if (st.IsSymlink) backup = new FileBackup(mappedPath, null, null, at.Directory.ReadLink(at.Name));
+            else
+            {
+                var bytes = RootedFiles.Read(at) ?? Array.Empty<byte>();
+                var copy = System.IO.Path.Combine(BackupDirectory, RootedFiles.BackupName(Interlocked.Increment(ref backupCount), at.Name));
+                using (var dest = Root.OpenRecorded(copy, createParents: true)) RootedFiles.Replace(dest, bytes, 0x180, Temporary);
+                backup = new FileBackup(mappedPath, copy, st.Permissions);
+            }
         }
         Journal(new UndoRecord { Step = step, Backups = [backup] });
         return backup;
     }
 
-    /// <summary>Puts a backed-up file back byte for byte (with its mode), or removes it when it did not exist.</summary>
-    public static void RestoreBackup(FileBackup backup)
+    /// <summary>Puts a backed-up file back byte for byte (with its mode) or as the symlink it was, or removes it when it did not exist.</summary>
+    public void RestoreBackup(FileBackup backup)
     {
-        if (backup.BackupPath is null)
+        bool existed = backup.BackupPath is not null || backup.LinkTarget is not null;
+        RootedPath at;
+        try { at = Root.Open(Root.Unmap(backup.Path), createParents: existed); }
+        catch (SafeDeployException e) when (!existed && e.ErrorId == "DirectoryNotFound") { return; } // its directory is gone: so is the file
+        using var _ = at;
+        if (backup.LinkTarget is not null) RootedFiles.RestoreLink(at, backup.LinkTarget);
+        else if (backup.BackupPath is null) { if (at.Directory.Delete(at.Name)) at.Directory.Fsync(); }
+        else
         {
-            if (File.Exists(backup.Path) || Native.Stat(backup.Path, followSymlinks: false) is not null) File.Delete(backup.Path);
-            return;
+            byte[] bytes;
+            using (var copy = Root.OpenRecorded(backup.BackupPath)) bytes = RootedFiles.Read(copy) ?? throw new FileNotFoundException($"The backup '{backup.BackupPath}' is missing.", backup.BackupPath);
+            RootedFiles.Replace(at, bytes, backup.Mode, Temporary);
         }
-        var bytes = File.ReadAllBytes(backup.BackupPath);
-        var dir = System.IO.Path.GetDirectoryName(backup.Path)!;
-        Directory.CreateDirectory(dir);
-        AtomicFile.WriteAllBytes(backup.Path, bytes, new AtomicWriteOptions { Mode = backup.Mode });
     }
 
     /// <summary>
-    /// Creates the missing parent directories of <paramref name="mappedPath"/>, journaling them first (step "mkdir")
-    /// so that <see cref="UndoDirectories"/> removes exactly those again.
+    /// Creates the missing parent directories of <paramref name="mappedPath"/> inside the root, journaling them first
+    /// (step "mkdir") so that <see cref="UndoDirectories"/> removes exactly those again.
     /// </summary>
     public void EnsureParentDirectory(string mappedPath)
     {
         var missing = new List<string>();
-        for (var d = System.IO.Path.GetDirectoryName(mappedPath); d is not null && !Directory.Exists(d); d = System.IO.Path.GetDirectoryName(d))
-            missing.Add(d);
+        var inRoot = Root.Unmap(mappedPath);
+        for (var d = System.IO.Path.GetDirectoryName(inRoot); d is not null && d != "/" && !Exists(d); d = System.IO.Path.GetDirectoryName(d))
+            missing.Add(Root.Map(d));
         if (missing.Count == 0) return;
         RecordUndo("mkdir", new Dictionary<string, string?> { ["directories"] = string.Join('\n', missing) });
-        Directory.CreateDirectory(missing[0]);
+        using var _ = Root.Open(inRoot, createParents: true);
+    }
+
+    /// <summary>Whether a directory (as the manifest names it) exists, looked up inside the root.</summary>
+    bool Exists(string absoluteDirectory)
+    {
+        try
+        {
+            using var at = Root.Open(absoluteDirectory);
+            return at.Stat() is not null;
+        }
+        catch (SafeDeployException e) when (e.ErrorId is "DirectoryNotFound" or "PathNotFound") { return false; }
     }
 
     /// <summary>Undoes every record of <paramref name="recorded"/> in reverse: restores backups, removes created (now empty) directories.</summary>
-    public static void UndoFiles(IReadOnlyList<UndoRecord> recorded)
+    public void UndoFiles(IReadOnlyList<UndoRecord> recorded)
     {
         for (int i = recorded.Count - 1; i >= 0; i--)
         {
@@ -113,14 +130,18 @@ public sealed class ActionContext
         }
     }
 
-    /// <summary>Removes the directories a "mkdir" record names, deepest first, when they are empty.</summary>
-    public static void UndoDirectories(UndoRecord record)
+    /// <summary>Removes the directories a "mkdir" record names, deepest first, when they are empty (inside the root).</summary>
+    public void UndoDirectories(UndoRecord record)
     {
         if (!record.Data.TryGetValue("directories", out var list) || string.IsNullOrEmpty(list)) return;
         foreach (var dir in list.Split('\n'))
         {
-            try { if (Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any()) Directory.Delete(dir); }
-            catch (IOException) { } // not empty after all: something else lives there now; leave it
+            try
+            {
+                using var at = Root.Open(Root.Unmap(dir));
+                at.Directory.DeleteDirectory(at.Name); // false when not empty: something else lives there now; leave it
+            }
+            catch (SafeDeployException e) when (e.ErrorId is "DirectoryNotFound" or "PathNotFound") { } // its parent is gone already
         }
     }
 

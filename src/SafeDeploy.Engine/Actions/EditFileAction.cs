@@ -1,6 +1,5 @@
 using System.Collections;
 using SafeDeploy.Engine.Files;
-using SafeDeploy.Engine.Platform;
 
 namespace SafeDeploy.Engine.Actions;
 
@@ -27,9 +26,9 @@ public sealed class EditFileAction : IDeployAction, IPreviewAction
     string? Apply(string? text, string target) => EnsureLine is not null ? TextEdits.EnsureLine(text, EnsureLine, Key) : TextEdits.MergeJson(text, MergeJson!, target);
 
     /// <summary>The diff, with the content hidden unless the file (as it is, or as it will be created) is world-readable.</summary>
-    string Diff(string target, string? before, string after)
+    string Diff(RootedPath at, string target, string? before, string after)
     {
-        uint mode = Native.Stat(target)?.Permissions ?? NewFileMode;
+        uint mode = at.Stat() is { IsRegularFile: true } st ? st.Permissions : NewFileMode;
         bool hide = (mode & 0x4) == 0;
         return TextDiff.Lines(before ?? "", after, hideContent: hide) + (hide ? $"(content hidden: '{target}' is not world-readable)" : "");
     }
@@ -39,10 +38,11 @@ public sealed class EditFileAction : IDeployAction, IPreviewAction
         var target = root.Map(Path);
         try
         {
-            var bytes = LockedFileEditor.ReadUnlocked(target);
+            using var at = root.Open(Path);
+            var bytes = RootedFiles.Read(at);
             var before = bytes is null ? null : System.Text.Encoding.UTF8.GetString(bytes);
             var after = Apply(before, target);
-            return after == before ? $"{target} already as asked" : $"diff {target}{(before is null ? " (new file)" : "")}:\n" + Diff(target, before, after!).TrimEnd('\n');
+            return after == before ? $"{target} already as asked" : $"diff {target}{(before is null ? " (new file)" : "")}:\n" + Diff(at, target, before, after!).TrimEnd('\n');
         }
         catch (Exception e) when (e is Errors.SafeDeployException or IOException or UnauthorizedAccessException)
         {
@@ -54,14 +54,16 @@ public sealed class EditFileAction : IDeployAction, IPreviewAction
     {
         var target = context.MapPath(Path);
         context.EnsureParentDirectory(target);
+        // The edit goes through the directory opened inside the root (its /proc/self/fd path): no ancestor is resolved again.
+        using var at = context.Root.Open(Path);
         // Taking the file's lock creates it: journal "did not exist" first, so a crash right then still removes it.
-        if (!File.Exists(target)) context.Journal(new UndoRecord { Step = "backup", Backups = [new FileBackup(target, null, null)] });
+        if (at.Stat() is null) context.Journal(new UndoRecord { Step = "backup", Backups = [new FileBackup(target, null, null)] });
         string diff = "";
-        var result = LockedFileEditor.Edit(target, text =>
+        var result = LockedFileEditor.Edit(at.Pinned, text =>
         {
             var next = Apply(text, target);
             if (next != text && text is not null) context.BackupFile(target); // under the file's lock, journaled before the write
-            if (next is not null && next != text) diff = Diff(target, text, next);
+            if (next is not null && next != text) diff = Diff(at, target, text, next);
             return next;
         }, new FileEditOptions { Timeout = LockTimeout, NewFileMode = NewFileMode, Reporter = context.Reporter }, context.Cancellation);
         context.Log.WriteLine(result.Changed ? $"edited {target}:\n{diff.TrimEnd('\n')}" : $"{target} already as asked");
@@ -70,7 +72,7 @@ public sealed class EditFileAction : IDeployAction, IPreviewAction
 
     public Task UndoAsync(ActionContext context, IReadOnlyList<UndoRecord> recorded)
     {
-        ActionContext.UndoFiles(recorded);
+        context.UndoFiles(recorded);
         return Task.CompletedTask;
     }
 }

@@ -1,5 +1,4 @@
 using SafeDeploy.Engine.Errors;
-using SafeDeploy.Engine.Files;
 
 namespace SafeDeploy.Engine.Actions;
 
@@ -33,7 +32,7 @@ public sealed class InstallAction : IDeployAction
             var bytes = File.ReadAllBytes(source);
             context.EnsureParentDirectory(target);
             context.BackupFile(target);
-            AtomicFile.WriteAllBytes(target, bytes, new AtomicWriteOptions { Mode = item.Mode });
+            using (var at = context.Root.Open(item.Target)) RootedFiles.Replace(at, bytes, item.Mode, context.Temporary);
             context.Log.WriteLine($"installed {source} -> {target} ({bytes.Length} bytes)");
         }
         return Task.CompletedTask;
@@ -41,7 +40,7 @@ public sealed class InstallAction : IDeployAction
 
     public Task UndoAsync(ActionContext context, IReadOnlyList<UndoRecord> recorded)
     {
-        ActionContext.UndoFiles(recorded);
+        context.UndoFiles(recorded);
         return Task.CompletedTask;
     }
 }

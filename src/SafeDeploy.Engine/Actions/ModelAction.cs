@@ -33,18 +33,15 @@ public sealed class ModelAction : IDeployAction
         var target = context.MapPath(Target);
         context.EnsureParentDirectory(target);
         context.BackupFile(target);
-        using (var pending = AtomicFile.Begin(target, new AtomicWriteOptions { Mode = Mode }))
-        {
-            await using (var source = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite))
-                await source.CopyToAsync(pending.Stream, context.Cancellation).ConfigureAwait(false);
-            pending.Commit();
-        }
+        await using (var source = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite))
+        using (var at = context.Root.Open(Target))
+            RootedFiles.Replace(at, s => source.CopyTo(s), Mode, context.Temporary);
         context.Log.WriteLine($"installed {file.Path} -> {target}");
     }
 
     public Task UndoAsync(ActionContext context, IReadOnlyList<UndoRecord> recorded)
     {
-        ActionContext.UndoFiles(recorded);
+        context.UndoFiles(recorded);
         return Task.CompletedTask;
     }
 }

@@ -41,7 +41,7 @@ public sealed class PreloadAction : IDeployAction
 
     public Task UndoAsync(ActionContext context, IReadOnlyList<UndoRecord> recorded)
     {
-        ActionContext.UndoFiles(recorded);
+        context.UndoFiles(recorded);
         return Task.CompletedTask;
     }
 }

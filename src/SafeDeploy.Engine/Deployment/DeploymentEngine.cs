@@ -29,6 +29,7 @@ public sealed class DeploymentEngine
     public DeploymentPlan Plan(DeployOptions options)
     {
         var root = DeploymentRoot.From(options.Root);
+        root.Verify(create: false);
         var manifest = new ManifestParser(Registry).ParseFile(options.ManifestPath, options.Variables, root).GetOrThrow(options.ManifestPath);
         var selected = SelectPhases(manifest, options.Phases);
         if (options.TrySeconds is not null && options.Watchdog is null)
@@ -51,6 +52,7 @@ public sealed class DeploymentEngine
     {
         var manifest = plan.Manifest;
         foreach (var w in manifest.Warnings) reporter.Warning(w.ToString());
+        plan.Root.Verify(create: true);
         using var held = AcquireDeploymentLock(manifest.Name, manifest.Lock, plan.LockTimeout, reporter, cancellationToken);
         var recovery = new Recovery(Store, Registry, reporter, scriptInvoker);
         var recovered = recovery.RecoverIncomplete(manifest.Name);
@@ -97,6 +99,7 @@ public sealed class DeploymentEngine
             if (rollback.Failed) error += " Rollback failed: " + rollback.Errors;
         }
         journal.Write(JournalRecord.End, new JsonObject { ["status"] = status, ["generation"] = resultGeneration, ["error"] = error });
+        foreach (var id in Store.Prune(manifest.Name)) reporter.Verbose($"Removed the backups of run '{id}' (retention: the newest {DeploymentStore.DefaultKeepGenerations} standing generations keep theirs).");
         var result = new DeployResult
         {
             Name = manifest.Name, Id = runId, Status = status, Phases = phaseResults, Duration = clock.Elapsed, Generation = resultGeneration,

@@ -72,6 +72,33 @@ public sealed class DeploymentStore(StateDirectory state)
     /// <summary>Every run of one deployment (or all), oldest first.</summary>
     public IReadOnlyList<DeployHistoryEntry> History(string? name = null) => Journals(name).Select(Summarize).ToList();
 
+    /// <summary>
+    /// The retention policy for old runs: every run's journal (its summary in Get-SafeDeployHistory) and logs are kept;
+    /// the backups — the bulk, copies of every file a run replaced — are kept only for the newest
+    /// <paramref name="keepGenerations"/> standing (Succeeded) runs of each root, which Undo-SafeDeploy can take back one
+    /// by one. Runs rolled back, failed or undone need theirs no more. Runs not finished (Running, Incomplete) are never
+    /// touched. Call under the deployment lock. Returns the run ids whose backups were removed.
+    /// </summary>
+    public IReadOnlyList<string> Prune(string name, int keepGenerations = DefaultKeepGenerations)
+    {
+        var history = History(name);
+        var keep = history.Where(h => h.Status == "Succeeded").GroupBy(h => h.Root)
+            .SelectMany(g => g.OrderByDescending(h => h.Generation).Take(keepGenerations)).Select(h => h.Id).ToHashSet();
+        var pruned = new List<string>();
+        foreach (var h in history)
+        {
+            if (keep.Contains(h.Id) || h.Status is "Running" or "Incomplete") continue;
+            var backups = Path.Combine(RunDirectory(name, h.Id), "backups");
+            if (!Directory.Exists(backups)) continue;
+            Directory.Delete(backups, recursive: true);
+            pruned.Add(h.Id);
+        }
+        return pruned;
+    }
+
+    /// <summary>How many standing generations keep their backups (see <see cref="Prune"/>).</summary>
+    public const int DefaultKeepGenerations = 5;
+
     /// <summary>The runs of one deployment under one root (<see cref="DeploymentRoot.Real"/>: the real runs), oldest first.</summary>
     public IReadOnlyList<DeployHistoryEntry> History(string name, DeploymentRoot root) => History(name).Where(h => h.Root == root.Path).ToList();
 }

@@ -74,8 +74,8 @@ sealed class Recovery(DeploymentStore store, ActionRegistry registry, IOperation
             string? error = null;
             try
             {
+                RemoveTemporaries(view, name, run.Root, log); // first: a directory the phase created is then empty again
                 phase.Action.UndoAsync(run.Context(phase, log, token), recorded).GetAwaiter().GetResult();
-                RemoveTemporaries(view, name, log);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
@@ -90,14 +90,18 @@ sealed class Recovery(DeploymentStore store, ActionRegistry registry, IOperation
     }
 
     /// <summary>Removes each temporary file the phase journaled (left by a process killed between its fsync and its rename).</summary>
-    static void RemoveTemporaries(JournalView view, string phase, TextWriter log)
+    static void RemoveTemporaries(JournalView view, string phase, DeploymentRoot root, TextWriter log)
     {
         foreach (var (p, path) in view.Temporaries)
-            if (p == phase && (File.Exists(path) || Native.Stat(path, followSymlinks: false) is not null))
+        {
+            if (p != phase) continue;
+            try
             {
-                File.Delete(path);
-                log.WriteLine($"removed the temporary file {path} left by the run");
+                using var at = root.OpenRecorded(path);
+                if (at.Directory.Delete(at.Name)) log.WriteLine($"removed the temporary file {path} left by the run");
             }
+            catch (SafeDeployException e) when (e.ErrorId is "DirectoryNotFound") { } // its directory is gone: so is the file
+        }
     }
 
     public static PhaseResult Merge(PhaseResult r, UndoOutcome u) => r with

@@ -53,7 +53,7 @@ public sealed partial class ManifestParser
             ["root"] = (root ?? DeploymentRoot.Real).VariableValue,
             ["manifestDir"] = Path.GetDirectoryName(Path.GetFullPath(file)) ?? "",
         };
-        var reader = new ManifestReader(file, builtIns);
+        var reader = new ManifestReader(file, builtIns) { Source = text };
         var stream = new YamlStream();
         try { stream.Load(new StringReader(text)); }
         catch (YamlException e)

@@ -92,7 +92,14 @@ public sealed partial class ActionNode
     /// <summary>A command: a scalar is a command line (run by /bin/sh -c), a list an argument list (run directly).</summary>
     public Actions.CommandSpec? Command(string what)
     {
-        if (IsScalar) return Scalar() is { Length: > 0 } line ? new Actions.CommandSpec(line, null) : Empty();
+        if (IsScalar)
+        {
+            foreach (var name in reader.UnquotedVariables((YamlDotNet.RepresentationModel.YamlScalarNode)Node))
+                reader.Problem(Node, "UnquotedVariable",
+                    $"'{what}' of phase '{Phase}' is a shell command line with ${{{name}}} unquoted: a value with spaces, quotes or ';' would split or run as code. Write ${{{name}:q}} (quoted for the shell) or give 'args' as a list.",
+                    Phase, ProblemSeverity.Warning);
+            return Scalar() is { Length: > 0 } line ? new Actions.CommandSpec(line, null) : Empty();
+        }
         if (IsSequence)
         {
             var args = Items().Select(i => i.Scalar()).ToList();

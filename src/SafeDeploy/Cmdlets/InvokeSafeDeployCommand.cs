@@ -51,7 +51,7 @@ public sealed partial class InvokeSafeDeployCommand : SafeDeployCmdlet
             WriteResult(result);
         }
         catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { throw new PipelineStoppedException(); }
-        catch (Exception e) when (IsReportable(e)) { Fail(e, path); }
+        catch (Exception e) when (IsReportable(e)) { FailUnlessNotFound(e, path); }
     }
 
     /// <summary>The result object, and the run's error when it did not succeed.</summary>

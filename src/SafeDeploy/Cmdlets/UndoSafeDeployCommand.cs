@@ -33,6 +33,6 @@ public sealed class UndoSafeDeployCommand : SafeDeployCmdlet
             if (result.ToError() is { } error) WriteError(ErrorMapper.ToRecord(error, Name));
         }
         catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { throw new PipelineStoppedException(); }
-        catch (Exception e) when (IsReportable(e)) { Fail(e, Name); }
+        catch (Exception e) when (IsReportable(e)) { FailUnlessNotFound(e, Name); }
     }
 }
