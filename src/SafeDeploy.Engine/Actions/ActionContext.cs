@@ -1,12 +1,11 @@
 using System.Security.Cryptography;
 using SafeDeploy.Engine.Errors;
-using SafeDeploy.Engine.Files;
 using SafeDeploy.Engine.Platform;
 
 namespace SafeDeploy.Engine.Actions;
 
 /// <summary>PowerShell to run for the `script` action, on the cmdlet's pipeline thread.</summary>
-public sealed record ScriptRequest(string Script, IReadOnlyDictionary<string, string> Variables, string Phase, string WorkingDirectory);
+public sealed record ScriptRequest(string Script, IReadOnlyDictionary<string, string> Variables, string Phase, string WorkingDirectory, DeploymentRoot Root);
 
 /// <summary>
 /// Runs a script in the caller's PowerShell session and returns its output as text; throws when the script fails.
@@ -21,8 +20,8 @@ public sealed class ActionContext
 
     public required string DeploymentName { get; init; }
     public required string PhaseName { get; init; }
-    /// <summary>The -Root sandbox prefix, or null when the deployment writes the real paths.</summary>
-    public string? Root { get; init; }
+    /// <summary>The -Root sandbox (or the real tree).</summary>
+    public DeploymentRoot Root { get; init; } = DeploymentRoot.Real;
     /// <summary>Directory of the manifest: relative source paths are read from here.</summary>
     public required string ManifestDirectory { get; init; }
     /// <summary>Where this phase keeps backups (inside the run's folder in the state directory).</summary>
@@ -35,23 +34,13 @@ public sealed class ActionContext
     public CancellationToken Cancellation { get; init; }
     /// <summary>Writes one undo record to the journal and flushes it to disk before returning.</summary>
     public Action<UndoRecord> Journal { get; init; } = _ => { };
+    /// <summary>Journals a temporary file before it is created (recovery removes it when the process died before its rename).</summary>
+    public Action<string> Temporary { get; init; } = _ => { };
     /// <summary>Runs PowerShell on the pipeline thread; null when no PowerShell session is available.</summary>
     public ScriptInvoker? ScriptInvoker { get; init; }
 
     /// <summary>Maps an absolute path the deployment writes into the -Root sandbox; relative paths are rejected.</summary>
-    public string MapPath(string path) => MapPath(Root, path);
-
-    /// <summary>Root + path for absolute paths (Root null: the path itself).</summary>
-    public static string MapPath(string? root, string path)
-    {
-        if (!System.IO.Path.IsPathRooted(path))
-            throw new SafeDeployException("RelativeTargetPath", ErrorKind.InvalidArgument, path,
-                $"'{path}' is a relative path; every path a deployment writes must be absolute (it is placed under -Root).",
-                "Write the target as an absolute path, e.g. /etc/app/config or ${root}-independent /opt/app/lib.so.");
-        if (string.IsNullOrEmpty(root)) return System.IO.Path.GetFullPath(path);
-        var full = System.IO.Path.GetFullPath(path);
-        return System.IO.Path.GetFullPath(System.IO.Path.Join(root, full));
-    }
+    public string MapPath(string path) => Root.Map(path);
 
     /// <summary>A path the deployment reads: relative to the manifest's directory, absolute as given.</summary>
     public string ResolveSource(string path) =>
@@ -63,57 +52,75 @@ public sealed class ActionContext
 
     /// <summary>
     /// Copies the current bytes and mode of <paramref name="mappedPath"/> (already under Root) into the backup
-    /// directory, fsynced, and journals the backup; a missing file is journaled as "did not exist".
+    /// directory, fsynced, and journals the backup; a missing file is journaled as "did not exist", a symlink as its
+    /// target (undo puts the link back). The file is read through the root (<see cref="DeploymentRoot.Open"/>).
     /// </summary>
     public FileBackup BackupFile(string mappedPath, string step = "backup")
     {
-        Directory.CreateDirectory(BackupDirectory);
         FileBackup backup;
-        var st = Native.Stat(mappedPath);
-        if (st is null) backup = new FileBackup(mappedPath, null, null);
-        else
+        using (var at = Root.Open(Root.Unmap(mappedPath)))
         {
-            var bytes = LockedFileEditor.ReadUnlocked(mappedPath) ?? Array.Empty<byte>();
-            var n = Interlocked.Increment(ref backupCount);
-            var copy = System.IO.Path.Combine(BackupDirectory,
-                $"{n:D4}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(3)).ToLowerInvariant()}-{System.IO.Path.GetFileName(mappedPath)}");
-            AtomicFile.WriteAllBytes(copy, bytes, new AtomicWriteOptions { Mode = 0x180 });
-            backup = new FileBackup(mappedPath, copy, st.Permissions);
+            var st = at.Stat();
+            if (st is null) backup = new FileBackup(mappedPath, null, null);
+            else if (st.IsSymlink) backup = new FileBackup(mappedPath, null, null, at.Directory.ReadLink(at.Name));
+            else
+            {
+                var bytes = RootedFiles.Read(at) ?? Array.Empty<byte>();
+                var copy = System.IO.Path.Combine(BackupDirectory, RootedFiles.BackupName(Interlocked.Increment(ref backupCount), at.Name));
+                using (var dest = Root.OpenRecorded(copy, createParents: true)) RootedFiles.Replace(dest, bytes, 0x180, Temporary);
+                backup = new FileBackup(mappedPath, copy, st.Permissions);
+            }
         }
         Journal(new UndoRecord { Step = step, Backups = [backup] });
         return backup;
     }
 
-    /// <summary>Puts a backed-up file back byte for byte (with its mode), or removes it when it did not exist.</summary>
-    public static void RestoreBackup(FileBackup backup)
+    /// <summary>Puts a backed-up file back byte for byte (with its mode) or as the symlink it was, or removes it when it did not exist.</summary>
+    public void RestoreBackup(FileBackup backup)
     {
-        if (backup.BackupPath is null)
+        bool existed = backup.BackupPath is not null || backup.LinkTarget is not null;
+        RootedPath at;
+        try { at = Root.Open(Root.Unmap(backup.Path), createParents: existed); }
+        catch (SafeDeployException e) when (!existed && e.ErrorId == "DirectoryNotFound") { return; } // its directory is gone: so is the file
+        using var _ = at;
+        if (backup.LinkTarget is not null) RootedFiles.RestoreLink(at, backup.LinkTarget);
+        else if (backup.BackupPath is null) { if (at.Directory.Delete(at.Name)) at.Directory.Fsync(); }
+        else
         {
-            if (File.Exists(backup.Path) || Native.Stat(backup.Path, followSymlinks: false) is not null) File.Delete(backup.Path);
-            return;
+            byte[] bytes;
+            using (var copy = Root.OpenRecorded(backup.BackupPath)) bytes = RootedFiles.Read(copy) ?? throw new FileNotFoundException($"The backup '{backup.BackupPath}' is missing.", backup.BackupPath);
+            RootedFiles.Replace(at, bytes, backup.Mode, Temporary);
         }
-        var bytes = File.ReadAllBytes(backup.BackupPath);
-        var dir = System.IO.Path.GetDirectoryName(backup.Path)!;
-        Directory.CreateDirectory(dir);
-        AtomicFile.WriteAllBytes(backup.Path, bytes, new AtomicWriteOptions { Mode = backup.Mode });
     }
 
     /// <summary>
-    /// Creates the missing parent directories of <paramref name="mappedPath"/>, journaling them first (step "mkdir")
-    /// so that <see cref="UndoDirectories"/> removes exactly those again.
+    /// Creates the missing parent directories of <paramref name="mappedPath"/> inside the root, journaling them first
+    /// (step "mkdir") so that <see cref="UndoDirectories"/> removes exactly those again.
     /// </summary>
     public void EnsureParentDirectory(string mappedPath)
     {
         var missing = new List<string>();
-        for (var d = System.IO.Path.GetDirectoryName(mappedPath); d is not null && !Directory.Exists(d); d = System.IO.Path.GetDirectoryName(d))
-            missing.Add(d);
+        var inRoot = Root.Unmap(mappedPath);
+        for (var d = System.IO.Path.GetDirectoryName(inRoot); d is not null && d != "/" && !Exists(d); d = System.IO.Path.GetDirectoryName(d))
+            missing.Add(Root.Map(d));
         if (missing.Count == 0) return;
         RecordUndo("mkdir", new Dictionary<string, string?> { ["directories"] = string.Join('\n', missing) });
-        Directory.CreateDirectory(missing[0]);
+        using var _ = Root.Open(inRoot, createParents: true);
+    }
+
+    /// <summary>Whether a directory (as the manifest names it) exists, looked up inside the root.</summary>
+    bool Exists(string absoluteDirectory)
+    {
+        try
+        {
+            using var at = Root.Open(absoluteDirectory);
+            return at.Stat() is not null;
+        }
+        catch (SafeDeployException e) when (e.ErrorId is "DirectoryNotFound" or "PathNotFound") { return false; }
     }
 
     /// <summary>Undoes every record of <paramref name="recorded"/> in reverse: restores backups, removes created (now empty) directories.</summary>
-    public static void UndoFiles(IReadOnlyList<UndoRecord> recorded)
+    public void UndoFiles(IReadOnlyList<UndoRecord> recorded)
     {
         for (int i = recorded.Count - 1; i >= 0; i--)
         {
@@ -123,14 +130,18 @@ public sealed class ActionContext
         }
     }
 
-    /// <summary>Removes the directories a "mkdir" record names, deepest first, when they are empty.</summary>
-    public static void UndoDirectories(UndoRecord record)
+    /// <summary>Removes the directories a "mkdir" record names, deepest first, when they are empty (inside the root).</summary>
+    public void UndoDirectories(UndoRecord record)
     {
         if (!record.Data.TryGetValue("directories", out var list) || string.IsNullOrEmpty(list)) return;
         foreach (var dir in list.Split('\n'))
         {
-            try { if (Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any()) Directory.Delete(dir); }
-            catch (IOException) { } // not empty after all: something else lives there now; leave it
+            try
+            {
+                using var at = Root.Open(Root.Unmap(dir));
+                at.Directory.DeleteDirectory(at.Name); // false when not empty: something else lives there now; leave it
+            }
+            catch (SafeDeployException e) when (e.ErrorId is "DirectoryNotFound" or "PathNotFound") { } // its parent is gone already
         }
     }
 
@@ -151,6 +162,6 @@ public sealed class ActionContext
             throw new SafeDeployException("ScriptHostUnavailable", ErrorKind.InvalidOperation, PhaseName,
                 $"Phase '{PhaseName}' runs PowerShell, but no PowerShell session is available to run it.",
                 "Run the deployment (or its rollback) through Invoke-SafeDeploy or Undo-SafeDeploy.");
-        return ScriptInvoker(new ScriptRequest(script, Variables, PhaseName, workingDirectory ?? ManifestDirectory), Cancellation);
+        return ScriptInvoker(new ScriptRequest(script, Variables, PhaseName, workingDirectory ?? ManifestDirectory, Root), Cancellation);
     }
 }

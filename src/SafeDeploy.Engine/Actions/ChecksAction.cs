@@ -53,7 +53,7 @@ public sealed record CommandCheck(CommandSpec Command, TimeSpan Timeout) : Check
         var r = await context.RunCommandAsync(new ExternalCommand
         {
             Program = Command.Program, Arguments = Command.ProgramArguments, WorkingDirectory = context.ManifestDirectory, Timeout = Timeout,
-            Environment = new Dictionary<string, string?> { ["SAFEDEPLOY_ROOT"] = context.Root ?? "" },
+            Environment = context.Root.Environment(),
         }).ConfigureAwait(false);
         return r.TimedOut ? $"'{Command}' timed out after {Timeout.TotalSeconds:0.#} s" : r.ExitCode != 0 ? $"'{Command}' exited with code {r.ExitCode}" : null;
     }
@@ -67,42 +67,6 @@ public sealed class ChecksAction : IDeployAction
     public string Kind => "checks";
     public IReadOnlyList<string> Writes => Array.Empty<string>();
     public string Describe() => "check " + string.Join("; ", Checks.Select(c => c.Describe()));
-
-    static readonly string[] kinds = ["diskFree", "fileExists", "commandExists", "command"];
-
-    public static IDeployAction? Parse(ActionNode node)
-    {
-        var checks = new List<Check>();
-        foreach (var item in node.Items())
-        {
-            if (!item.IsMapping) { item.Error($"Each check is a mapping with one of: {string.Join(", ", kinds)}."); continue; }
-            item.AllowOnly([.. kinds, "timeout"]);
-            var present = kinds.Where(item.Has).ToList();
-            if (present.Count != 1) { item.Error($"Each check needs exactly one of: {string.Join(", ", kinds)}.", present.Count == 0 ? "MissingKey" : "InvalidValue"); continue; }
-            switch (present[0])
-            {
-                case "diskFree":
-                    var d = item.Child("diskFree")!;
-                    d.AllowOnly("path", "minimum");
-                    var path = d.String("path", required: true);
-                    var min = d.Size("minimum", required: true);
-                    if (path is not null && !Path.IsPathRooted(path)) d.ErrorAt("path", $"'path' must be absolute, not '{path}'.");
-                    else if (path is not null && min is not null) checks.Add(new DiskFreeCheck(path, min.Value));
-                    break;
-                case "fileExists":
-                    if (item.String("fileExists") is { } f) checks.Add(new FileExistsCheck(f));
-                    break;
-                case "commandExists":
-                    if (item.String("commandExists") is { } c) checks.Add(new CommandExistsCheck(c));
-                    break;
-                case "command":
-                    if (CommandSpec.From(item.Child("command"), "command") is { } spec)
-                        checks.Add(new CommandCheck(spec, item.Duration("timeout") ?? TimeSpan.FromMinutes(1)));
-                    break;
-            }
-        }
-        return checks.Count > 0 ? new ChecksAction { Checks = checks } : null;
-    }
 
     public async Task ExecuteAsync(ActionContext context)
     {

@@ -3,8 +3,12 @@ using SafeDeploy.Engine.Files;
 
 namespace SafeDeploy.Engine.Actions;
 
-/// <summary>`editFile`: Edit-LockedFile as a phase (ensure a line, or merge JSON) under the file's lock; undo restores the previous bytes.</summary>
-public sealed class EditFileAction : IDeployAction
+/// <summary>
+/// `editFile`: Edit-LockedFile as a phase (ensure a line, or merge JSON) under the file's lock; undo restores the
+/// previous bytes. The diff goes to the phase log and -WhatIf; for a file that is not world-readable only the numbers
+/// of the changed lines are shown, never their text.
+/// </summary>
+public sealed class EditFileAction : IDeployAction, IPreviewAction
 {
     public required string Path { get; init; }
     public string? EnsureLine { get; init; }
@@ -19,50 +23,56 @@ public sealed class EditFileAction : IDeployAction
         ? $"edit {Path}: ensure line '{EnsureLine}'" + (Key is null ? "" : $" (key '{Key}')")
         : $"edit {Path}: merge JSON keys {string.Join(", ", MergeJson!.Keys.Cast<object>())}";
 
-    public static IDeployAction? Parse(ActionNode node)
+    string? Apply(string? text, string target) => EnsureLine is not null ? TextEdits.EnsureLine(text, EnsureLine, Key) : TextEdits.MergeJson(text, MergeJson!, target);
+
+    /// <summary>The diff, with the content hidden unless the file (as it is, or as it will be created) is world-readable.</summary>
+    string Diff(RootedPath at, string target, string? before, string after)
     {
-        if (!node.IsMapping) { node.Error("'editFile' needs 'path' and one of 'ensureLine' or 'mergeJson'."); return null; }
-        node.AllowOnly("path", "ensureLine", "key", "mergeJson", "mode", "timeout");
-        var path = node.String("path", required: true);
-        var line = node.String("ensureLine");
-        var key = node.String("key");
-        var json = node.Has("mergeJson") ? node.PlainValue("mergeJson") as IDictionary : null;
-        if (node.Has("mergeJson") && json is null) node.ErrorAt("mergeJson", "'mergeJson' must be a mapping of keys to values.");
-        if (line is null && !node.Has("mergeJson")) node.Error("'editFile' needs 'ensureLine' or 'mergeJson'.", "MissingKey");
-        if (line is not null && node.Has("mergeJson")) node.ErrorAt("mergeJson", "Give either 'ensureLine' or 'mergeJson', not both.");
-        if (key is not null && line is null) node.ErrorAt("key", "'key' goes with 'ensureLine'.");
-        var modeText = node.String("mode");
-        uint mode = 0x1A4;
-        if (modeText is not null)
+        uint mode = at.Stat() is { IsRegularFile: true } st ? st.Permissions : NewFileMode;
+        bool hide = (mode & 0x4) == 0;
+        return TextDiff.Lines(before ?? "", after, hideContent: hide) + (hide ? $"(content hidden: '{target}' is not world-readable)" : "");
+    }
+
+    public string? Preview(DeploymentRoot root)
+    {
+        var target = root.Map(Path);
+        try
         {
-            if (modeText.Length is >= 3 and <= 4 && modeText.All(c => c is >= '0' and <= '7')) mode = Convert.ToUInt32(modeText, 8);
-            else node.ErrorAt("mode", $"'mode' must be an octal file mode such as 0644, not '{modeText}'.");
+            using var at = root.Open(Path);
+            var bytes = RootedFiles.Read(at);
+            var before = bytes is null ? null : System.Text.Encoding.UTF8.GetString(bytes);
+            var after = Apply(before, target);
+            return after == before ? $"{target} already as asked" : $"diff {target}{(before is null ? " (new file)" : "")}:\n" + Diff(at, target, before, after!).TrimEnd('\n');
         }
-        var timeout = node.Duration("timeout");
-        if (path is not null && !System.IO.Path.IsPathRooted(path)) { node.ErrorAt("path", $"'path' must be an absolute path, not '{path}'."); return null; }
-        if (path is null || (line is null && json is null)) return null;
-        return new EditFileAction { Path = path, EnsureLine = line, Key = key, MergeJson = json, NewFileMode = mode, LockTimeout = timeout };
+        catch (Exception e) when (e is Errors.SafeDeployException or IOException or UnauthorizedAccessException)
+        {
+            return $"{target}: cannot preview ({e.Message})";
+        }
     }
 
     public Task ExecuteAsync(ActionContext context)
     {
         var target = context.MapPath(Path);
         context.EnsureParentDirectory(target);
+        // The edit goes through the directory opened inside the root (its /proc/self/fd path): no ancestor is resolved again.
+        using var at = context.Root.Open(Path);
         // Taking the file's lock creates it: journal "did not exist" first, so a crash right then still removes it.
-        if (!File.Exists(target)) context.Journal(new UndoRecord { Step = "backup", Backups = [new FileBackup(target, null, null)] });
-        var result = LockedFileEditor.Edit(target, text =>
+        if (at.Stat() is null) context.Journal(new UndoRecord { Step = "backup", Backups = [new FileBackup(target, null, null)] });
+        string diff = "";
+        var result = LockedFileEditor.Edit(at.Pinned, text =>
         {
-            var next = EnsureLine is not null ? TextEdits.EnsureLine(text, EnsureLine, Key) : TextEdits.MergeJson(text, MergeJson!, target);
+            var next = Apply(text, target);
             if (next != text && text is not null) context.BackupFile(target); // under the file's lock, journaled before the write
+            if (next is not null && next != text) diff = Diff(at, target, text, next);
             return next;
         }, new FileEditOptions { Timeout = LockTimeout, NewFileMode = NewFileMode, Reporter = context.Reporter }, context.Cancellation);
-        context.Log.WriteLine(result.Changed ? $"edited {target}:\n{result.Diff}" : $"{target} already as asked");
+        context.Log.WriteLine(result.Changed ? $"edited {target}:\n{diff.TrimEnd('\n')}" : $"{target} already as asked");
         return Task.CompletedTask;
     }
 
     public Task UndoAsync(ActionContext context, IReadOnlyList<UndoRecord> recorded)
     {
-        ActionContext.UndoFiles(recorded);
+        context.UndoFiles(recorded);
         return Task.CompletedTask;
     }
 }

@@ -1,5 +1,4 @@
 using SafeDeploy.Engine.Errors;
-using SafeDeploy.Engine.Files;
 
 namespace SafeDeploy.Engine.Actions;
 
@@ -19,28 +18,6 @@ public sealed class InstallAction : IDeployAction
 
     static string ModeText(uint? mode) => mode is { } m ? $" (mode {Convert.ToString(m, 8).PadLeft(4, '0')})" : "";
 
-    public static IDeployAction? Parse(ActionNode node)
-    {
-        var items = new List<InstallItem>();
-        foreach (var n in node.IsSequence ? node.Items() : [node])
-        {
-            if (!n.IsMapping) { n.Error("Each 'install' entry needs 'source' and 'target'."); continue; }
-            n.AllowOnly("source", "target", "mode");
-            var source = n.String("source", required: true);
-            var target = n.String("target", required: true);
-            var modeText = n.String("mode");
-            uint? mode = null;
-            if (modeText is not null)
-            {
-                if (modeText.Length is >= 3 and <= 4 && modeText.All(c => c is >= '0' and <= '7')) mode = Convert.ToUInt32(modeText, 8);
-                else n.ErrorAt("mode", $"'mode' must be an octal file mode such as 0644 or 0755, not '{modeText}'.");
-            }
-            if (target is not null && !Path.IsPathRooted(target)) { n.ErrorAt("target", $"'target' must be an absolute path, not '{target}'."); continue; }
-            if (source is not null && target is not null) items.Add(new InstallItem(source, target, mode));
-        }
-        return items.Count > 0 ? new InstallAction { Items = items } : null;
-    }
-
     public Task ExecuteAsync(ActionContext context)
     {
         foreach (var item in Items)
@@ -55,7 +32,7 @@ public sealed class InstallAction : IDeployAction
             var bytes = File.ReadAllBytes(source);
             context.EnsureParentDirectory(target);
             context.BackupFile(target);
-            AtomicFile.WriteAllBytes(target, bytes, new AtomicWriteOptions { Mode = item.Mode });
+            using (var at = context.Root.Open(item.Target)) RootedFiles.Replace(at, bytes, item.Mode, context.Temporary);
             context.Log.WriteLine($"installed {source} -> {target} ({bytes.Length} bytes)");
         }
         return Task.CompletedTask;
@@ -63,7 +40,7 @@ public sealed class InstallAction : IDeployAction
 
     public Task UndoAsync(ActionContext context, IReadOnlyList<UndoRecord> recorded)
     {
-        ActionContext.UndoFiles(recorded);
+        context.UndoFiles(recorded);
         return Task.CompletedTask;
     }
 }

@@ -22,39 +22,6 @@ public sealed class ModelAction : IDeployAction
     public string Describe() => $"model {Request.Uri}" + (Request.Sha256 is null ? "" : $" (sha256 {Request.Sha256[..12]}...)") +
                                 (Target is null ? " into the model cache" : $" -> {Target}");
 
-    public static IDeployAction? Parse(ActionNode node)
-    {
-        if (node.IsScalar) return node.Scalar() is { Length: > 0 } u ? new ModelAction { Request = new ModelRequest { Uri = u } } : null;
-        node.AllowOnly("uri", "sha256", "name", "headers", "cacheDirectory", "target", "mode", "timeout", "verify");
-        var uri = node.String("uri", required: true);
-        var sha = node.String("sha256");
-        if (sha is not null && (sha.Length != 64 || !sha.All(Uri.IsHexDigit))) node.ErrorAt("sha256", $"'sha256' must be 64 hex digits, not '{sha}'.");
-        var cache = node.String("cacheDirectory");
-        var target = node.String("target");
-        if (target is not null && !Path.IsPathRooted(target)) node.ErrorAt("target", $"'target' must be an absolute path, not '{target}'.");
-        if (cache is not null && !Path.IsPathRooted(cache)) node.ErrorAt("cacheDirectory", $"'cacheDirectory' must be an absolute path, not '{cache}'.");
-        var modeText = node.String("mode");
-        uint? mode = null;
-        if (modeText is not null)
-        {
-            if (modeText.Length is >= 3 and <= 4 && modeText.All(c => c is >= '0' and <= '7')) mode = Convert.ToUInt32(modeText, 8);
-            else node.ErrorAt("mode", $"'mode' must be an octal file mode such as 0644, not '{modeText}'.");
-        }
-        var headers = node.Map("headers");
-        var timeout = node.Duration("timeout");
-        var verify = node.Bool("verify");
-        if (uri is null) return null;
-        return new ModelAction
-        {
-            Request = new ModelRequest
-            {
-                Uri = uri, Sha256 = sha, Name = node.String("name"), Headers = headers ?? new Dictionary<string, string>(),
-                LockTimeout = timeout, Verify = verify ?? false,
-            },
-            CacheDirectory = cache, Target = target, Mode = mode,
-        };
-    }
-
     public async Task ExecuteAsync(ActionContext context)
     {
         var request = Request;
@@ -66,18 +33,15 @@ public sealed class ModelAction : IDeployAction
         var target = context.MapPath(Target);
         context.EnsureParentDirectory(target);
         context.BackupFile(target);
-        using (var pending = AtomicFile.Begin(target, new AtomicWriteOptions { Mode = Mode }))
-        {
-            await using (var source = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite))
-                await source.CopyToAsync(pending.Stream, context.Cancellation).ConfigureAwait(false);
-            pending.Commit();
-        }
+        await using (var source = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite))
+        using (var at = context.Root.Open(Target))
+            RootedFiles.Replace(at, s => source.CopyTo(s), Mode, context.Temporary);
         context.Log.WriteLine($"installed {file.Path} -> {target}");
     }
 
     public Task UndoAsync(ActionContext context, IReadOnlyList<UndoRecord> recorded)
     {
-        ActionContext.UndoFiles(recorded);
+        context.UndoFiles(recorded);
         return Task.CompletedTask;
     }
 }

@@ -9,23 +9,6 @@ public sealed record CommandSpec(string? CommandLine, IReadOnlyList<string>? Arg
     public string Program => CommandLine is not null ? "/bin/sh" : Arguments![0];
     public IReadOnlyList<string> ProgramArguments => CommandLine is not null ? ["-c", CommandLine] : Arguments!.Skip(1).ToArray();
     public override string ToString() => CommandLine ?? ExternalCommand.Format(Arguments![0], Arguments.Skip(1));
-
-    /// <summary>A scalar is a command line, a list is an argument list.</summary>
-    internal static CommandSpec? From(ActionNode? node, string what)
-    {
-        if (node is null) return null;
-        if (node.IsScalar) return node.Scalar() is { Length: > 0 } line ? new CommandSpec(line, null) : Empty(node, what);
-        if (node.IsSequence)
-        {
-            var args = node.Items().Select(i => i.Scalar()).ToList();
-            if (args.Any(a => a is null)) return null;
-            return args.Count > 0 ? new CommandSpec(null, args!) : Empty(node, what);
-        }
-        node.Error($"'{what}' must be a command line or a list of arguments.");
-        return null;
-    }
-
-    static CommandSpec? Empty(ActionNode node, string what) { node.Error($"'{what}' is empty."); return null; }
 }
 
 /// <summary>`run`: an external command with optional working directory, environment, timeout and undo command.</summary>
@@ -42,28 +25,6 @@ public sealed class RunAction : IDeployAction
     public IReadOnlyList<string> Writes => WritesDeclared;
     public string Describe() => $"run: {Command}" + (Undo is null ? "" : $" (undo: {Undo})");
 
-    public static IDeployAction? Parse(ActionNode node)
-    {
-        if (node.IsScalar || node.IsSequence)
-            return CommandSpec.From(node, "run") is { } c ? new RunAction { Command = c } : null;
-        node.AllowOnly("command", "args", "workingDirectory", "environment", "timeout", "undo");
-        CommandSpec? command = null;
-        if (node.Has("command") && node.Has("args")) node.ErrorAt("args", "Give either 'command' (a command line) or 'args' (an argument list), not both.");
-        else if (node.Has("command")) command = CommandSpec.From(node.Child("command"), "command");
-        else if (node.Has("args")) command = CommandSpec.From(node.Child("args"), "args");
-        else node.Error("'run' needs 'command' (a command line) or 'args' (an argument list).", "MissingKey");
-        var undo = CommandSpec.From(node.Child("undo"), "undo");
-        var wd = node.String("workingDirectory");
-        var env = node.Map("environment");
-        var timeout = node.Duration("timeout");
-        if (command is null) return null;
-        return new RunAction
-        {
-            Command = command, Undo = undo, WorkingDirectory = wd, Environment = env ?? new Dictionary<string, string>(),
-            Timeout = timeout ?? TimeSpan.FromMinutes(30),
-        };
-    }
-
     public async Task ExecuteAsync(ActionContext context)
     {
         if (Undo is not null) context.RecordUndo("run", new Dictionary<string, string?> { ["command"] = Command.ToString() });
@@ -78,12 +39,7 @@ public sealed class RunAction : IDeployAction
 
     async Task RunAsync(ActionContext context, CommandSpec spec, string what)
     {
-        var env = new Dictionary<string, string?>(StringComparer.Ordinal)
-        {
-            ["SAFEDEPLOY_ROOT"] = context.Root ?? "",
-            ["SAFEDEPLOY_PHASE"] = context.PhaseName,
-            ["SAFEDEPLOY_DEPLOYMENT"] = context.DeploymentName,
-        };
+        var env = new Dictionary<string, string?>(context.Root.Environment(context.PhaseName, context.DeploymentName), StringComparer.Ordinal);
         foreach (var (k, v) in Environment) env[k] = v;
         var wd = WorkingDirectory is null ? context.ManifestDirectory : context.ResolveSource(WorkingDirectory);
         var result = await context.RunCommandAsync(new ExternalCommand

@@ -18,15 +18,6 @@ public sealed class ScriptAction : IDeployAction
         return l.Length > 60 ? l[..57] + "..." : l;
     }
 
-    public static IDeployAction? Parse(ActionNode node)
-    {
-        if (node.IsScalar) return node.Scalar() is { Length: > 0 } s ? new ScriptAction { Script = s } : null;
-        node.AllowOnly("run", "undo");
-        var run = node.String("run", required: true);
-        var undo = node.String("undo");
-        return run is null ? null : new ScriptAction { Script = run, Undo = undo };
-    }
-
     public async Task ExecuteAsync(ActionContext context)
     {
         if (Undo is not null) context.RecordUndo("script");

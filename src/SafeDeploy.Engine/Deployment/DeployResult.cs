@@ -33,9 +33,27 @@ public sealed record DeployResult
     /// <summary>Runs whose process died mid-way and that this run rolled back before starting.</summary>
     public IReadOnlyList<string> RecoveredRuns { get; init; } = Array.Empty<string>();
     public string? JournalPath { get; init; }
+    /// <summary>The folder holding each phase's log (and undo log).</summary>
+    public string? LogDirectory { get; init; }
     /// <summary>Try mode: the deployment is rolled back at this time unless Confirm-SafeDeploy is run.</summary>
     public DateTimeOffset? RollbackAt { get; init; }
     public bool Succeeded => Status == "Succeeded";
+
+    /// <summary>The error a run that did not succeed reports (null when it did, or was undone as asked).</summary>
+    public Errors.SafeDeployException? ToError()
+    {
+        if (Status is "Succeeded" or "Undone") return null;
+        var id = Status switch { "RolledBack" => "DeploymentRolledBack", "RollbackFailed" => "RollbackFailed", _ => "DeploymentFailed" };
+        var message = Status switch
+        {
+            "RolledBack" => $"Deployment '{Name}' failed and was rolled back to generation {Generation}: {Error}",
+            "RollbackFailed" => $"Deployment '{Name}' failed and its rollback failed too; the machine may be half-changed: {Error}",
+            _ => $"Deployment '{Name}' failed: {Error}",
+        };
+        return new Errors.SafeDeployException(id, Errors.ErrorKind.InvalidResult, Name, message, Status == "RollbackFailed"
+            ? $"Read the journal ({JournalPath}) and the phases' undo logs, repair by hand, then deploy again."
+            : "See the failing phase's Error and Output in the result (or its log), fix the cause and deploy again.");
+    }
 }
 
 /// <summary>One past run, read from its journal.</summary>
@@ -43,8 +61,9 @@ public sealed record DeployHistoryEntry
 {
     public required string Name { get; init; }
     public required string Id { get; init; }
-    /// <summary>Succeeded, RolledBack, Failed, RollbackFailed, Undone, or Incomplete (its process died; the next run rolls it back).</summary>
+    /// <summary>Succeeded, RolledBack, Failed, RollbackFailed, Undone, Running, or Incomplete (its process died; the next run rolls it back).</summary>
     public required string Status { get; init; }
+    /// <summary>The generation the run made (0 for a run rolled back or failed: it never stood).</summary>
     public int Generation { get; init; }
     public DateTimeOffset Started { get; init; }
     public DateTimeOffset? Ended { get; init; }

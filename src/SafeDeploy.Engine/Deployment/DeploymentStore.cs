@@ -1,12 +1,16 @@
 using System.Globalization;
 using System.Security.Cryptography;
-using System.Text.Json.Nodes;
+using SafeDeploy.Engine.Actions;
 using SafeDeploy.Engine.Locking;
 using SafeDeploy.Engine.StateDirectories;
 
 namespace SafeDeploy.Engine.Deployment;
 
-/// <summary>Where deployments keep their journals, logs and backups: &lt;state&gt;/deployments/&lt;name&gt;/&lt;run id&gt;.journal and &lt;run id&gt;/.</summary>
+/// <summary>
+/// Where deployments keep their journals, logs and backups: &lt;state&gt;/deployments/&lt;name&gt;/&lt;run id&gt;.journal and
+/// &lt;run id&gt;/ (0700; logs and journals 0600). Runs with a -Root keep their own history and generation numbers, apart
+/// from the real runs and from other roots (each entry records its root). Old runs are pruned by <see cref="Retention"/>.
+/// </summary>
 public sealed class DeploymentStore(StateDirectory state)
 {
     public StateDirectory State { get; } = state;
@@ -30,54 +34,71 @@ public sealed class DeploymentStore(StateDirectory state)
     }
 
     /// <summary>Summarizes one journal.</summary>
-    public DeployHistoryEntry Summarize(string journalPath)
+    public DeployHistoryEntry Summarize(string journalPath) => Summarize(JournalView.Load(journalPath));
+
+    DeployHistoryEntry Summarize(JournalView view)
     {
-        var records = Journal.Read(journalPath);
-        var start = records.FirstOrDefault(r => (string?)r["type"] == "start");
-        var end = IsIncomplete(records) ? null : records.LastOrDefault(r => (string?)r["type"] == "end");
-        var name = (string?)start?["name"] ?? Path.GetFileName(Path.GetDirectoryName(journalPath)!);
         string status;
-        if (end is not null) status = (string?)end["status"] ?? "Unknown";
+        if (view.EndRecord is not null) status = view.EndStatus ?? "Unknown";
         else
         {
-            var lockName = (string?)start?["lock"] ?? name;
-            bool running = File.Exists(State.LockPath(lockName)) && LockInspector.Inspect(State.LockPath(lockName)) is { IsHeld: true } h
-                           && h.Pids.Contains((int?)start?["pid"] ?? -1);
+            var lockPath = State.LockPath(view.LockName);
+            bool running = File.Exists(lockPath) && LockInspector.Inspect(lockPath) is { IsHeld: true } h && h.Pids.Contains(view.Pid);
             status = running ? "Running" : "Incomplete";
         }
-        var tryRecord = records.LastOrDefault(r => (string?)r["type"] == "try");
         return new DeployHistoryEntry
         {
-            Name = name,
-            Id = (string?)start?["id"] ?? Path.GetFileNameWithoutExtension(journalPath),
+            Name = view.Name,
+            Id = view.Id,
             Status = status,
-            Generation = (int?)start?["generation"] ?? 0,
-            Started = ParseTime(start?["time"]) ?? File.GetCreationTimeUtc(journalPath),
-            Ended = end is null ? null : ParseTime(end["time"]),
-            Pid = (int?)start?["pid"] ?? 0,
-            Phases = records.Where(r => (string?)r["type"] == "phase-end").Select(r => (string)r["phase"]!).ToList(),
-            ManifestFile = (string?)start?["manifestFile"],
-            Root = (string?)start?["root"],
-            JournalPath = journalPath,
-            Error = (string?)end?["error"],
-            RollbackAt = ParseTime(tryRecord?["rollbackAt"]),
-            Confirmed = records.Any(r => (string?)r["type"] == "confirmed"),
+            // A run that was rolled back (or failed) never stood: it has no generation of its own.
+            Generation = status is "RolledBack" or "Failed" or "RollbackFailed" ? 0 : view.Generation,
+            Started = view.Started ?? File.GetCreationTimeUtc(view.Path),
+            Ended = view.Ended,
+            Pid = view.Pid,
+            Phases = view.PhasesEnded,
+            ManifestFile = view.ManifestFile,
+            Root = view.Root,
+            JournalPath = view.Path,
+            Error = view.EndError,
+            RollbackAt = view.RollbackAt,
+            Confirmed = view.Confirmed,
         };
-    }
-
-    /// <summary>True when the journal's last start (of the run, or of an undo of it) has no end after it: its process died.</summary>
-    public static bool IsIncomplete(List<JsonObject> records)
-    {
-        int lastEnd = records.FindLastIndex(r => (string?)r["type"] == "end");
-        int lastBegin = records.FindLastIndex(r => (string?)r["type"] is "start" or "undo-start");
-        return records.Count > 0 && lastEnd < lastBegin;
     }
 
     /// <summary>The file whose existence confirms a try-mode run (written by Confirm-SafeDeploy, watched by the watchdog).</summary>
     public string ConfirmMarker(string name, string runId) => Path.Combine(RunDirectory(name, runId), "confirmed");
 
+    /// <summary>Every run of one deployment (or all), oldest first.</summary>
     public IReadOnlyList<DeployHistoryEntry> History(string? name = null) => Journals(name).Select(Summarize).ToList();
 
-    static DateTimeOffset? ParseTime(JsonNode? n) =>
-        n is null ? null : DateTimeOffset.Parse((string)n!, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
+    /// <summary>
+    /// The retention policy for old runs: every run's journal (its summary in Get-SafeDeployHistory) and logs are kept;
+    /// the backups — the bulk, copies of every file a run replaced — are kept only for the newest
+    /// <paramref name="keepGenerations"/> standing (Succeeded) runs of each root, which Undo-SafeDeploy can take back one
+    /// by one. Runs rolled back, failed or undone need theirs no more. Runs not finished (Running, Incomplete) are never
+    /// touched. Call under the deployment lock. Returns the run ids whose backups were removed.
+    /// </summary>
+    public IReadOnlyList<string> Prune(string name, int keepGenerations = DefaultKeepGenerations)
+    {
+        var history = History(name);
+        var keep = history.Where(h => h.Status == "Succeeded").GroupBy(h => h.Root)
+            .SelectMany(g => g.OrderByDescending(h => h.Generation).Take(keepGenerations)).Select(h => h.Id).ToHashSet();
+        var pruned = new List<string>();
+        foreach (var h in history)
+        {
+            if (keep.Contains(h.Id) || h.Status is "Running" or "Incomplete") continue;
+            var backups = Path.Combine(RunDirectory(name, h.Id), "backups");
+            if (!Directory.Exists(backups)) continue;
+            Directory.Delete(backups, recursive: true);
+            pruned.Add(h.Id);
+        }
+        return pruned;
+    }
+
+    /// <summary>How many standing generations keep their backups (see <see cref="Prune"/>).</summary>
+    public const int DefaultKeepGenerations = 5;
+
+    /// <summary>The runs of one deployment under one root (<see cref="DeploymentRoot.Real"/>: the real runs), oldest first.</summary>
+    public IReadOnlyList<DeployHistoryEntry> History(string name, DeploymentRoot root) => History(name).Where(h => h.Root == root.Path).ToList();
 }

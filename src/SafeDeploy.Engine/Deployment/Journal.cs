@@ -9,8 +9,9 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Deployment;
 
 /// <summary>
-/// One run's journal: an append-only file of JSON lines. Each record is written with one write(2) and, where it is
-/// an intent the next step relies on, fsynced before the step acts. Record numbers ("seq") count from 1.
+/// One run's journal: an append-only file of JSON lines (0600, in a 0700 directory). Each record is written with one
+/// write(2) and fsynced before <see cref="Write"/> returns; a failed write or fsync throws (DiskFull, IOError), so no
+/// step acts on an intent that may not be on disk. Record numbers ("seq") count from 1. Read it with <see cref="JournalView"/>.
 /// </summary>
 public sealed class Journal : IDisposable
 {
@@ -36,8 +37,8 @@ public sealed class Journal : IDisposable
     /// <summary>Creates a new journal (the file must not exist).</summary>
     public static Journal Create(string path)
     {
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
-        var fd = Native.Open(path, Native.O_WRONLY | Native.O_APPEND | Native.O_CREAT | Native.O_EXCL, 0x180);
+        StateDirectories.SecureDirectory.Ensure(System.IO.Path.GetDirectoryName(path)!, 0x1C0);
+        var fd = Native.Open(path, Native.O_WRONLY | Native.O_APPEND | Native.O_CREAT | Native.O_EXCL | Native.O_NOFOLLOW, 0x180);
         Native.FsyncDirectory(System.IO.Path.GetDirectoryName(path)!);
         return new Journal(path, fd, 0);
     }
@@ -46,12 +47,12 @@ public sealed class Journal : IDisposable
     public static Journal Append(string path)
     {
         var existing = Read(path).Count;
-        var fd = Native.Open(path, Native.O_WRONLY | Native.O_APPEND);
+        var fd = Native.Open(path, Native.O_WRONLY | Native.O_APPEND | Native.O_NOFOLLOW);
         return new Journal(path, fd, existing);
     }
 
-    /// <summary>Appends one record; with <paramref name="sync"/> it is on disk when this returns.</summary>
-    public int Write(string type, JsonObject fields, bool sync = true)
+    /// <summary>Appends one record; it is on disk (written and fsynced) when this returns, else this throws.</summary>
+    public int Write(string type, JsonObject fields)
     {
         lock (gate)
         {
@@ -64,7 +65,7 @@ public sealed class Journal : IDisposable
             foreach (var (k, v) in fields) record[k] = v?.DeepClone();
             var line = Encoding.UTF8.GetBytes(record.ToJsonString() + "\n");
             Native.WriteOnce(handle, line, Path);
-            if (sync) Native.Fsync(handle, Path);
+            Native.Fsync(handle, Path);
             if (crashAfter == seq) Native.Kill(Environment.ProcessId, 9);
             return seq;
         }
@@ -76,10 +77,13 @@ public sealed class Journal : IDisposable
         foreach (var (k, v) in undo.Data) data[k] = v;
         var backups = new JsonArray(undo.Backups.Select(b => (JsonNode)new JsonObject
         {
-            ["path"] = b.Path, ["backup"] = b.BackupPath, ["mode"] = b.Mode is { } m ? JsonValue.Create(m) : null,
+            ["path"] = b.Path, ["backup"] = b.BackupPath, ["mode"] = b.Mode is { } m ? JsonValue.Create(m) : null, ["link"] = b.LinkTarget,
         }).ToArray());
-        Write("undo", new JsonObject { ["phase"] = phase, ["step"] = undo.Step, ["data"] = data, ["backups"] = backups });
+        Write(JournalRecord.Undo, new JsonObject { ["phase"] = phase, ["step"] = undo.Step, ["data"] = data, ["backups"] = backups });
     }
+
+    /// <summary>Journals a temporary file before it is created, so that recovery removes it if the process dies before its rename.</summary>
+    public void WriteTemporary(string phase, string path) => Write(JournalRecord.Temporary, new JsonObject { ["phase"] = phase, ["path"] = path });
 
     /// <summary>Every record of a journal; a torn last line (a crash mid-write) is ignored.</summary>
     public static List<JsonObject> Read(string path)
@@ -96,14 +100,6 @@ public sealed class Journal : IDisposable
     }
 
     static byte[] LockedFileReader(string path) => Files.LockedFileEditor.ReadUnlocked(path) ?? Array.Empty<byte>();
-
-    public static UndoRecord ToUndoRecord(JsonObject r) => new()
-    {
-        Step = (string?)r["step"] ?? "",
-        Data = (r["data"] as JsonObject)?.ToDictionary(kv => kv.Key, kv => (string?)kv.Value) ?? new Dictionary<string, string?>(),
-        Backups = (r["backups"] as JsonArray)?.OfType<JsonObject>()
-            .Select(b => new FileBackup((string)b["path"]!, (string?)b["backup"], b["mode"] is { } m ? (uint)m : null)).ToList() ?? [],
-    };
 
     public void Dispose() => handle.Dispose();
 }

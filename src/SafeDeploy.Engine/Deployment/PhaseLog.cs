@@ -1,23 +1,49 @@
 using System.Text;
+using Microsoft.Win32.SafeHandles;
 using SafeDeploy.Engine.Platform;
 
 namespace SafeDeploy.Engine.Deployment;
 
-/// <summary>A phase's log: every line goes to its file in the run's log folder and, as a verbose message, to the operator.</summary>
+/// <summary>
+/// A phase's log: every line goes to its file in the run's log folder (0600, in 0700 folders) and, as a verbose message,
+/// to the operator. A log that cannot be created or written fails the phase (<see cref="Open"/> throws, a write
+/// throws); an undo log is best-effort (<see cref="OpenForUndo"/>: a full disk must not stop a rollback), its lines then
+/// kept in memory only.
+/// </summary>
 sealed class PhaseLog : TextWriter
 {
-    readonly FileStream file;
+    readonly SafeFileHandle? file;
     readonly IOperationReporter reporter;
     readonly string prefix;
     readonly StringBuilder pending = new();
+    readonly StringBuilder memory = new();
 
-    public PhaseLog(string path, IOperationReporter reporter, string phase)
+    PhaseLog(string path, SafeFileHandle? file, IOperationReporter reporter, string phase)
     {
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
         Path = path;
-        file = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+        this.file = file;
         this.reporter = reporter;
         prefix = $"[{phase}] ";
+    }
+
+    /// <summary>Creates (or appends to) the log; throws when it cannot (the phase then fails).</summary>
+    public static PhaseLog Open(string path, IOperationReporter reporter, string phase) => new(path, Create(path), reporter, phase);
+
+    /// <summary>Like <see cref="Open"/>, but a log that cannot be created is kept in memory (with a warning).</summary>
+    public static PhaseLog OpenForUndo(string path, IOperationReporter reporter, string phase)
+    {
+        try { return Open(path, reporter, phase); }
+        catch (Exception e) when (e is Errors.SafeDeployException or IOException)
+        {
+            reporter.Warning($"The undo log '{path}' could not be created ({e.Message}); the undo goes on, its output is in the result only.");
+            return new PhaseLog(path, null, reporter, phase);
+        }
+    }
+
+    static SafeFileHandle Create(string path)
+    {
+        StateDirectories.SecureDirectory.Ensure(System.IO.Path.GetDirectoryName(path)!, 0x1C0);
+        return Native.Open(path, Native.O_WRONLY | Native.O_APPEND | Native.O_CREAT | Native.O_NOFOLLOW, 0x180);
     }
 
     public string Path { get; }
@@ -45,35 +71,28 @@ sealed class PhaseLog : TextWriter
 
     void Flush(string line)
     {
-        var bytes = Encoding.UTF8.GetBytes(line + "\n");
-        file.Write(bytes);
-        file.Flush();
+        memory.Append(line).Append('\n');
+        if (memory.Length > 2 * MaxTail) memory.Remove(0, memory.Length - MaxTail);
         reporter.Verbose(prefix + line);
+        if (file is not null) Native.WriteOnce(file, Encoding.UTF8.GetBytes(line + "\n"), Path);
     }
 
-    /// <summary>The log's text (its last 64 KiB).</summary>
+    const int MaxTail = 64 * 1024;
+
+    /// <summary>The log's text (its last 64 KiB), from memory: what this process wrote to it.</summary>
     public string Text()
     {
         lock (pending)
         {
-            if (pending.Length > 0) { Flush(pending.ToString()); pending.Clear(); }
-            return Tail(Path);
+            if (pending.Length > 0) { var p = pending.ToString(); pending.Clear(); try { Flush(p); } catch (Exception e) when (e is Errors.SafeDeployException or IOException) { } }
+            var text = memory.ToString();
+            return (text.Length > MaxTail ? text[^MaxTail..] : text).TrimEnd('\n');
         }
-    }
-
-    public static string Tail(string path)
-    {
-        if (!File.Exists(path)) return "";
-        using var s = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        const int max = 64 * 1024;
-        if (s.Length > max) s.Seek(-max, SeekOrigin.End);
-        using var r = new StreamReader(s);
-        return r.ReadToEnd().TrimEnd('\n');
     }
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) { Text(); file.Dispose(); }
+        if (disposing) file?.Dispose();
         base.Dispose(disposing);
     }
 }

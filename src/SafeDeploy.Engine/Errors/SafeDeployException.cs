@@ -5,7 +5,7 @@ public enum ErrorKind
 {
     NotSpecified, InvalidArgument, InvalidData, InvalidOperation, ObjectNotFound, PermissionDenied,
     ResourceBusy, ResourceUnavailable, OperationTimeout, ConnectionError, SecurityError, WriteError,
-    ReadError, OperationStopped, ResourceExists, NotInstalled,
+    ReadError, OperationStopped, ResourceExists, NotInstalled, InvalidResult,
 }
 
 /// <summary>A failure the engine understands: a stable error id, a kind, the offending target and the way out.</summary>

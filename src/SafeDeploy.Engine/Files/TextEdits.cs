@@ -101,7 +101,11 @@ public static class TextEdits
 /// <summary>A small line diff ("-" removed, "+" added, " " context) for -WhatIf.</summary>
 public static class TextDiff
 {
-    public static string Lines(string before, string after, int context = 2)
+    /// <summary>
+    /// The diff; with <paramref name="hideContent"/> (a file others may not read) only which lines changed, never their
+    /// text: "- line 3 (hidden)", "+ line 3 (hidden)", no context lines.
+    /// </summary>
+    public static string Lines(string before, string after, int context = 2, bool hideContent = false)
     {
         var a = Split(before);
         var b = Split(after);
@@ -114,9 +118,9 @@ public static class TextDiff
         int x = 0, y = 0;
         while (x < a.Length || y < b.Length)
         {
-            if (x < a.Length && y < b.Length && a[x] == b[y]) { ops.Add((' ', a[x])); x++; y++; }
-            else if (y < b.Length && (x == a.Length || lcs[x, y + 1] >= lcs[x + 1, y])) { ops.Add(('+', b[y])); y++; }
-            else { ops.Add(('-', a[x])); x++; }
+            if (x < a.Length && y < b.Length && a[x] == b[y]) { if (!hideContent) ops.Add((' ', a[x])); x++; y++; }
+            else if (y < b.Length && (x == a.Length || lcs[x, y + 1] >= lcs[x + 1, y])) { ops.Add(('+', hideContent ? $"line {y + 1} (hidden)" : b[y])); y++; }
+            else { ops.Add(('-', hideContent ? $"line {x + 1} (hidden)" : a[x])); x++; }
         }
         var sb = new StringBuilder();
         for (int i = 0; i < ops.Count; i++)

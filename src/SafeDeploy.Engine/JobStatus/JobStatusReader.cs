@@ -48,9 +48,7 @@ public static class JobStatusReader
     public static bool HasWildcard(string s) => s.IndexOfAny(['*', '?']) >= 0;
 
     /// <summary>The error for a job name (without wildcards) that has no status.</summary>
-    public static SafeDeployException NotFound(string name, string repository) =>
-        new("JobStatusNotFound", ErrorKind.ObjectNotFound, name,
-            $"No status for job '{name}' in '{repository}'.", "Check the job name, or add -Fetch to read the remote's newest state.");
+    public static SafeDeployException NotFound(string name, string repository) => ErrorCatalog.JobStatusNotFound(name, repository);
 
     static bool Matches(string job, IReadOnlyList<string> patterns) =>
         patterns.Count == 0 || patterns.Any(p => HasWildcard(p)

@@ -43,7 +43,6 @@ public sealed record LockOptions
 public sealed class FileLock : IDisposable
 {
     internal const string RecordMarker = "{\"safedeployLockHolder\"";
-    static int nextActivityId = 7100;
 
     SafeFileHandle? handle;
     readonly bool mayRecord;
@@ -95,7 +94,7 @@ public sealed class FileLock : IDisposable
         options ??= new LockOptions();
         var clock = Stopwatch.StartNew();
         LockHolder? firstHolder = null;
-        int activityId = Interlocked.Increment(ref nextActivityId);
+        int activityId = ProgressIds.Next();
         bool reported = false;
         try
         {

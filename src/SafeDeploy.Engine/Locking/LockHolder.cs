@@ -76,8 +76,7 @@ public static class LockInspector
     public static LockHolder InspectExisting(string path)
     {
         if (Native.Stat(path, followSymlinks: false) is null)
-            throw new SafeDeployException("LockNotFound", ErrorKind.ObjectNotFound, path, $"There is no lock file '{path}'.",
-                "Check the name or path; a lock file appears the first time someone takes the lock.");
+            throw ErrorCatalog.LockNotFound(path);
         return Inspect(path);
     }
 

@@ -36,7 +36,7 @@ public static class ManifestGraph
     {
         var level = new Dictionary<string, int>();
         int Level(PhaseDefinition p) => level.TryGetValue(p.Name, out var l) ? l
-            : level[p.Name] = p.DependsOn.Count == 0 ? 0 : p.DependsOn.Max(d => Level(phases.First(x => x.Name == d))) + 1;
+            : level[p.Name] = p.DependsOn.Select(d => phases.FirstOrDefault(x => x.Name == d)).OfType<PhaseDefinition>().Select(Level).DefaultIfEmpty(-1).Max() + 1;
         return phases.GroupBy(Level).OrderBy(g => g.Key).Select(g => (IReadOnlyList<PhaseDefinition>)g.ToList()).ToList();
     }
 

@@ -37,7 +37,7 @@ public sealed partial class ManifestParser
     public ManifestParser(ActionRegistry? registry = null) => this.registry = registry ?? ActionRegistry.CreateDefault();
 
     /// <summary>Reads and parses a manifest file. <paramref name="root"/> is only offered as the ${root} variable.</summary>
-    public ManifestParseResult ParseFile(string path, IReadOnlyDictionary<string, string>? overrides = null, string? root = null)
+    public ManifestParseResult ParseFile(string path, IReadOnlyDictionary<string, string>? overrides = null, DeploymentRoot? root = null)
     {
         path = Path.GetFullPath(path);
         if (!File.Exists(path))
@@ -46,14 +46,14 @@ public sealed partial class ManifestParser
         return Parse(File.ReadAllText(path), path, overrides, root);
     }
 
-    public ManifestParseResult Parse(string text, string file, IReadOnlyDictionary<string, string>? overrides = null, string? root = null)
+    public ManifestParseResult Parse(string text, string file, IReadOnlyDictionary<string, string>? overrides = null, DeploymentRoot? root = null)
     {
         var builtIns = new Dictionary<string, string>(StringComparer.Ordinal)
         {
-            ["root"] = root is null ? "" : Path.GetFullPath(root).TrimEnd('/'),
+            ["root"] = (root ?? DeploymentRoot.Real).VariableValue,
             ["manifestDir"] = Path.GetDirectoryName(Path.GetFullPath(file)) ?? "",
         };
-        var reader = new ManifestReader(file, builtIns);
+        var reader = new ManifestReader(file, builtIns) { Source = text };
         var stream = new YamlStream();
         try { stream.Load(new StringReader(text)); }
         catch (YamlException e)

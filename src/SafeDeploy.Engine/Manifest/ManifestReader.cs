@@ -25,23 +25,56 @@ internal sealed partial class ManifestReader(string file, IReadOnlyDictionary<st
             File = File, Line = (int)at.Line, Column = (int)at.Column, Code = code, Message = message, Phase = phase, Severity = severity,
         });
 
-    /// <summary>Expands ${name} in a scalar's text; an undefined name is a problem at its exact column where that is known.</summary>
+    /// <summary>The manifest text, for exact positions inside scalars (set by the parser).</summary>
+    public string? Source { get; set; }
+
+    /// <summary>
+    /// Expands ${name} in a scalar's text; ${name:q} expands to the value quoted for /bin/sh (one word, whatever it holds).
+    /// An undefined name is a problem at its own line and column, in every scalar style.
+    /// </summary>
     public string Expand(YamlScalarNode node, string? phase)
     {
         var text = node.Value ?? "";
         if (!text.Contains('$')) return text;
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
         return VariablePattern().Replace(text, m =>
         {
             if (m.Value == "$${") return "${";
+            var occurrence = seen[m.Value] = seen.GetValueOrDefault(m.Value) + 1;
             var name = m.Groups[1].Value.Trim();
-            if (Variables.TryGetValue(name, out var value)) return value;
-            var at = node.Start;
-            if (node.Style == ScalarStyle.Plain && !text.Contains('\n'))
-                at = new Mark(at.Index + m.Index, at.Line, at.Column + m.Index);
-            Problem(at, "UndefinedVariable", $"Variable '{name}' is not defined (define it under 'variables:' or pass -Variables @{{ {name} = ... }}).", phase);
+            bool quote = name.EndsWith(":q", StringComparison.Ordinal);
+            if (quote) name = name[..^2].TrimEnd();
+            if (Variables.TryGetValue(name, out var value)) return quote ? ShellQuote(value) : value;
+            Problem(Position(node, m.Value, occurrence), "UndefinedVariable", $"Variable '{name}' is not defined (define it under 'variables:' or pass -Variables @{{ {name} = ... }}).", phase);
             return m.Value;
         });
     }
+
+    /// <summary>A value as one /bin/sh word: in single quotes, each ' written as '\''.</summary>
+    public static string ShellQuote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
+    /// <summary>
+    /// Where the <paramref name="occurrence"/>-th <paramref name="token"/> of a scalar stands in the manifest text (the
+    /// scalar's raw source, quotes, escapes and block indentation included); the scalar's start when it cannot be found.
+    /// </summary>
+    Mark Position(YamlScalarNode node, string token, int occurrence)
+    {
+        if (Source is null || node.End.Index > Source.Length) return node.Start;
+        int index = (int)node.Start.Index - 1;
+        for (int k = 0; k < occurrence; k++)
+        {
+            index = Source.IndexOf(token, index + 1, (int)(node.End.Index - index - 1), StringComparison.Ordinal);
+            if (index < 0) return node.Start;
+        }
+        int line = 1, lineStart = 0;
+        for (int i = 0; i < index; i++) if (Source[i] == '\n') { line++; lineStart = i + 1; }
+        return new Mark(index, line, index - lineStart + 1);
+    }
+
+    /// <summary>Variables in a shell command line that are not quoted with ${name:q}: their values could split or inject.</summary>
+    public IEnumerable<string> UnquotedVariables(YamlScalarNode node) =>
+        VariablePattern().Matches(node.Value ?? "").Where(m => m.Value != "$${" && !m.Groups[1].Value.Trim().EndsWith(":q", StringComparison.Ordinal))
+            .Select(m => m.Groups[1].Value.Trim()).Where(Variables.ContainsKey).Distinct(); // an undefined one is an error already
 
     public string? ScalarText(YamlNode node, string key, string? phase)
     {

@@ -33,8 +33,7 @@ public sealed partial class ModelCache
     }
 
     /// <summary>The one error for a URI that is not in the cache.</summary>
-    public SafeDeployException NotCached(string uri) => new("ModelNotCached", ErrorKind.ObjectNotFound, DisplayUri(uri),
-        $"'{DisplayUri(uri)}' is not in the model cache '{Directory}'.", "List the cache with Get-ModelCache; fetch the model with Get-ModelLocked.");
+    public SafeDeployException NotCached(string uri) => ErrorCatalog.ModelNotCached(DisplayUri(uri), DisplayUri(uri), Directory);
 
     static ModelCacheEntry? Describe(CacheEntryDirectory dir)
     {

@@ -36,7 +36,7 @@ public sealed partial class ModelFetcher
     {
         var display = ModelCache.DisplayUri(entry.Uri);
         var partial = PartialDownload.Claim(entry, LiveWriterWindow(entry), reporter, token) ?? PartialDownload.New(entry, cache.PrivateMode);
-        int activityId = Interlocked.Increment(ref nextActivityId);
+        int activityId = ProgressIds.Next();
         int attempts = 0;
         var pipeline = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
         {

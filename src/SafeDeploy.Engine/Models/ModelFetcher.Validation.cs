@@ -55,7 +55,7 @@ public sealed partial class ModelFetcher
     internal static void HashInto(SafeFileHandle fd, IncrementalHash hash, long length, string activity, IOperationReporter reporter, CancellationToken token)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
-        int id = Interlocked.Increment(ref nextActivityId);
+        int id = ProgressIds.Next();
         var report = Stopwatch.StartNew();
         try
         {

@@ -43,7 +43,6 @@ public sealed partial class ModelFetcher
         ConnectTimeout = TimeSpan.FromSeconds(30),
         PooledConnectionLifetime = TimeSpan.FromMinutes(2),
     }) { Timeout = Timeout.InfiniteTimeSpan };
-    static int nextActivityId = 7400;
 
     readonly ModelCache cache;
     readonly ModelFetchOptions options;

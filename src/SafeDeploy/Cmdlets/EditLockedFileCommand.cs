@@ -71,9 +71,7 @@ public sealed class EditLockedFileCommand : SafeDeployCmdlet
     {
         var output = Transform.Invoke(text ?? "");
         if (output.Count == 0 || output.All(o => o is null))
-            throw new SafeDeployException("TransformReturnedNothing", ErrorKind.InvalidOperation, path,
-                $"The -Transform script block returned nothing for '{path}', so the file was left untouched (an empty result is never taken as 'empty the file').",
-                "Return the new text from the script block; return '' explicitly to empty the file.");
+            throw ErrorCatalog.TransformReturnedNothing(path);
         return output.Count == 1 ? output[0]?.BaseObject?.ToString() ?? "" : string.Join("\n", output.Select(o => o?.BaseObject?.ToString())) + "\n";
     }
 }

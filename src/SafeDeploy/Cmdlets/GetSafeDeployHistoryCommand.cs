@@ -25,9 +25,7 @@ public sealed class GetSafeDeployHistoryCommand : SafeDeployCmdlet
             foreach (var n in Name)
             {
                 var entries = store.History(n);
-                if (entries.Count == 0)
-                    WriteError(ErrorMapper.ToRecord(new Engine.Errors.SafeDeployException("DeploymentNotFound", Engine.Errors.ErrorKind.ObjectNotFound, n,
-                        $"No deployment named '{n}' has a journal in '{store.State.StateDir}'.", "Check the name (Get-SafeDeployHistory lists all) and -StateDirectory."), n));
+                if (entries.Count == 0) WriteError(ErrorMapper.ToRecord(Engine.Errors.ErrorCatalog.DeploymentNotFound(n, store.State.StateDir), n));
                 foreach (var h in entries) WriteObject(h);
             }
         }, StateDirectory ?? "history");

@@ -26,7 +26,7 @@ public sealed class TestSafeDeployManifestCommand : SafeDeployCmdlet
             var path = ResolvePath(raw);
             TryEngine(() =>
             {
-                var result = new ManifestParser().ParseFile(path, DeployRunner.Variables(Variables), Root is null ? null : ResolvePath(Root));
+                var result = new ManifestParser().ParseFile(path, DeployRunner.Variables(Variables), Engine.Actions.DeploymentRoot.From(Root is null ? null : ResolvePath(Root)));
                 foreach (var p in result.Problems) WriteObject(p);
                 WriteVerbose(result.IsValid ? $"'{path}' is a valid manifest ({result.Manifest!.Phases.Count} phases)." : $"'{path}' has {result.Errors.Count()} error(s).");
             }, path);

@@ -31,9 +31,9 @@ public sealed class UndoSafeDeployCommand : SafeDeployCmdlet
             var result = DeployRunner.Run(this, Cancellation, (reporter, invoker) =>
                 engine.Undo(Name, Id, reporter, invoker, LockTimeoutSec is { } s ? TimeSpan.FromSeconds(s) : null, Cancellation, UnlessConfirmed));
             WriteObject(result);
-            if (result.Status is not ("Undone" or "Succeeded")) WriteError(InvokeSafeDeployCommand.Failure(result));
+            if (result.ToError() is { } error) WriteError(ErrorMapper.ToRecord(error, Name));
         }
         catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { throw new PipelineStoppedException(); }
-        catch (Exception e) when (IsReportable(e)) { Fail(e, Name); }
+        catch (Exception e) when (IsReportable(e)) { FailUnlessNotFound(e, Name); }
     }
 }

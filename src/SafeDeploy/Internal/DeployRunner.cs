@@ -47,7 +47,7 @@ static class DeployRunner
         {
             ["Phase"] = request.Phase, ["WorkingDirectory"] = request.WorkingDirectory,
             ["Variables"] = new Hashtable(request.Variables.ToDictionary(kv => kv.Key, kv => (object?)kv.Value), StringComparer.Ordinal),
-            ["Root"] = request.Variables.TryGetValue("root", out var r) ? r : "",
+            ["Root"] = request.Root.VariableValue,
         };
         var output = ScriptBlock.Create(request.Script).InvokeWithContext(null, new List<PSVariable>
         {

@@ -9,8 +9,7 @@ static class ModeParser
     public static uint Parse(string mode) =>
         mode.Length is >= 3 and <= 4 && mode.All(c => c is >= '0' and <= '7')
             ? Convert.ToUInt32(mode, 8)
-            : throw new SafeDeployException("InvalidMode", ErrorKind.InvalidArgument, mode,
-                $"'{mode}' is not an octal file mode.", "Give a mode such as 0700 or 0755.");
+            : throw ErrorCatalog.InvalidMode(mode);
 
     /// <summary>A user name or numeric uid to (uid, primary gid), from /etc/passwd.</summary>
     public static (uint Uid, uint Gid) ResolveOwner(string owner)
@@ -23,6 +22,6 @@ static class ModeParser
                 return (uint.Parse(f[2], CultureInfo.InvariantCulture), uint.Parse(f[3], CultureInfo.InvariantCulture));
         }
         if (uint.TryParse(owner, NumberStyles.None, CultureInfo.InvariantCulture, out var uid)) return (uid, uid);
-        throw new SafeDeployException("UnknownUser", ErrorKind.ObjectNotFound, owner, $"No user '{owner}' in /etc/passwd.", "Give an existing user name or a numeric uid.");
+        throw ErrorCatalog.UnknownUser(owner);
     }
 }

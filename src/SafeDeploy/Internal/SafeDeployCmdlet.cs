@@ -44,6 +44,16 @@ public abstract class SafeDeployCmdlet : PSCmdlet
     /// <summary>Stops the command with the mapped error record.</summary>
     protected void Fail(Exception e, object target) => ThrowTerminatingError(ErrorMapper.ToRecord(e, target));
 
+    /// <summary>
+    /// Like <see cref="Fail"/>, but an error about one input that a user may pass over (a manifest or deployment that
+    /// is not there) is written as a non-terminating error, so -ErrorAction SilentlyContinue and the next pipeline input work.
+    /// </summary>
+    protected void FailUnlessNotFound(Exception e, object target)
+    {
+        if (e is SafeDeployException { ErrorId: "ManifestNotFound" or "DeploymentNotFound" or "NothingToConfirm" or "NothingToUndo" }) WriteError(ErrorMapper.ToRecord(e, target));
+        else Fail(e, target);
+    }
+
     protected static bool IsReportable(Exception e) =>
         e is SafeDeployException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or TimeoutException
         && e is not PipelineStoppedException;

@@ -127,7 +127,7 @@ public class ManifestTests
                 install: { source: build/lib.so, target: "${lib}" }
               - name: b
                 run: echo ${root} $${literal}
-            """, "/m/deploy.yaml", new Dictionary<string, string> { ["base"] = "/srv/app" }, "/sandbox");
+            """, "/m/deploy.yaml", new Dictionary<string, string> { ["base"] = "/srv/app" }, SafeDeploy.Engine.Actions.DeploymentRoot.From("/sandbox"));
         Assert.True(r.IsValid, string.Join("\n", r.Problems));
         Assert.Equal(["/srv/app/lib.so"], r.Manifest!.Phase("a").Writes);
         Assert.Equal("run: echo /sandbox ${literal}", r.Manifest.Phase("b").Action.Describe());

@@ -162,5 +162,25 @@ public class TryModeTests
         var e = Assert.Throws<SafeDeployException>(() => TryWatchdog.CheckHost("safedeploy"));
         Assert.Equal("TryModeUnavailable", e.ErrorId);
         Assert.Equal("safedeploy", e.Target);
+    [Fact]
+    public void ANewDeployment_WhileATryIsUnconfirmed_IsRefused_UntilItIsConfirmed()
+    {
+        using var box = new Sandbox();
+        var manifest = box.Write("deploy.yaml", Manifest);
+        var deployer = HostProcess.Run($"Invoke-SafeDeploy '{manifest}' -Root '{box.Root}' -StateDirectory '{box.State}' -TrySeconds 300");
+        Assert.True(deployer.ExitCode == 0, deployer.ToString());
+        using var ps = new PsSession();
+        var again = ps.Run("Invoke-SafeDeploy $m -Root $r -StateDirectory $s", ("m", manifest), ("r", box.Root), ("s", box.State));
+        var err = Assert.Single(again.AllErrors);
+        Assert.StartsWith("TryPending", err.FullyQualifiedErrorId);
+        Assert.Contains("Confirm-SafeDeploy -Name trial", err.ErrorDetails.RecommendedAction);
+        Assert.Contains("Undo-SafeDeploy -Name trial", err.ErrorDetails.RecommendedAction);
+        Assert.Empty(again.Output);
+        Assert.Single(Directory.GetFiles(Path.Combine(box.State, "state", "deployments", "trial"), "*.journal")); // nothing started
+
+        var confirm = ps.Run("Confirm-SafeDeploy -Name trial -StateDirectory $s", ("s", box.State));
+        Assert.True(confirm.AllErrors.Count() == 0, confirm.Describe());
+        var after = ps.Run("Invoke-SafeDeploy $m -Root $r -StateDirectory $s", ("m", manifest), ("r", box.Root), ("s", box.State));
+        Assert.True(after.AllErrors.Count() == 0 && (string?)after.Prop(0, "Status") == "Succeeded", after.Describe());
     }
 }

@@ -1,4 +1,6 @@
-namespace SafeDeploy.Engine.Actions;
+using SafeDeploy.Engine.Actions;
+
+namespace SafeDeploy.Engine.Manifest;
 
 /// <summary>Builds an action from its YAML node; records problems on the node and returns null when it cannot.</summary>
 public delegate IDeployAction? ActionFactory(ActionNode node);
@@ -18,7 +20,8 @@ public sealed class ActionRegistry
     public static ActionRegistry CreateDefault()
     {
         var r = new ActionRegistry();
-        BuiltInActions.Register(r);
+        CoreActionParsers.Register(r);
+        NativeActionParsers.Register(r);
         return r;
     }
 }

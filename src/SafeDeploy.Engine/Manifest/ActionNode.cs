@@ -1,15 +1,14 @@
 using System.Globalization;
-using SafeDeploy.Engine.Manifest;
 using YamlDotNet.RepresentationModel;
 
-namespace SafeDeploy.Engine.Actions;
+namespace SafeDeploy.Engine.Manifest;
 
 /// <summary>
 /// The YAML value of an action key, read the forgiving way: each getter expands ${variables} and, instead of
 /// throwing, records a problem with file, line and column and returns null, so that a manifest reports every
 /// problem at once. Call <see cref="AllowOnly"/> with the keys an action understands.
 /// </summary>
-public sealed class ActionNode
+public sealed partial class ActionNode
 {
     readonly ManifestReader reader;
 

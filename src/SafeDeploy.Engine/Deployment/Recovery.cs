@@ -1,0 +1,113 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using SafeDeploy.Engine.Actions;
+using SafeDeploy.Engine.Errors;
+using SafeDeploy.Engine.Manifest;
+using SafeDeploy.Engine.Platform;
+
+namespace SafeDeploy.Engine.Deployment;
+
+/// <summary>
+/// Rollback and crash recovery: undoes the phases a journal shows started (newest end first, unfinished phases
+/// first), removes the temporary files the journal says a phase may have left, and rolls back runs whose process died.
+/// The actions are rebuilt from the manifest text kept in the journal, so this works in any later process.
+/// </summary>
+sealed class Recovery(DeploymentStore store, ActionRegistry registry, IOperationReporter reporter, ScriptInvoker? scriptInvoker)
+{
+    public sealed record UndoOutcome(string Phase, string? Error, string Output, TimeSpan Duration, bool HadRecords);
+
+    public sealed record RollbackOutcome(Dictionary<string, UndoOutcome> Phases)
+    {
+        public bool Failed => Phases.Values.Any(p => p.Error is not null);
+        public bool UndidAnything => Phases.Values.Any(p => p.HadRecords);
+        public string Errors => string.Join("; ", Phases.Values.Where(u => u.Error is not null).Select(u => u.Error));
+    }
+
+    /// <summary>Rolls back every run of <paramref name="name"/> whose journal has no end (its process died). Call under the deployment lock.</summary>
+    public IReadOnlyList<string> RecoverIncomplete(string name)
+    {
+        var done = new List<string>();
+        foreach (var path in store.Journals(name))
+        {
+            var view = JournalView.Load(path);
+            if (!view.IsIncomplete) continue;
+            reporter.Warning($"Run '{view.Id}' of deployment '{name}' did not finish (its process, pid {view.Pid}, died); rolling it back first.");
+            using var journal = Journal.Append(path);
+            var run = Rebuild(view, journal);
+            journal.Write(JournalRecord.RollbackStart, new JsonObject { ["reason"] = "recovery: the deploying process died", ["pid"] = Environment.ProcessId });
+            var rollback = RollBack(run, JournalView.Load(path), CancellationToken.None);
+            var status = rollback.Failed ? "RollbackFailed" : view.WasUndo ? "Undone" : "RolledBack";
+            journal.Write(JournalRecord.End, new JsonObject
+            {
+                ["status"] = status, ["generation"] = view.PreviousGeneration, ["recovered"] = true,
+                ["error"] = rollback.Failed ? "recovery rollback failed" : "the deploying process died; rolled back by the next run",
+            });
+            if (rollback.Failed)
+                throw new SafeDeployException("RecoveryFailed", ErrorKind.InvalidOperation, path,
+                    $"Run '{view.Id}' of '{name}' died mid-way and rolling it back failed: {rollback.Errors}",
+                    "Read the journal and the undo logs beside it, repair by hand, then deploy again.");
+            done.Add(view.Id);
+        }
+        return done;
+    }
+
+    /// <summary>The run a journal describes, with its actions rebuilt from the journaled manifest text.</summary>
+    public RunState Rebuild(JournalView view, Journal journal)
+    {
+        var root = DeploymentRoot.From(view.Root);
+        var manifest = new ManifestParser(registry).Parse(view.ManifestText!, view.ManifestFile!, view.Variables, root).GetOrThrow(journal.Path);
+        return new RunState(manifest, view.Id, store.RunDirectory(view.Name, view.Id), journal, root, reporter, scriptInvoker);
+    }
+
+    /// <summary>Undoes every phase the journal shows started and not yet undone.</summary>
+    public RollbackOutcome RollBack(RunState run, JournalView view, CancellationToken token)
+    {
+        var result = new Dictionary<string, UndoOutcome>();
+        foreach (var name in view.PhasesToUndo())
+        {
+            var phase = run.Manifest.Phases.FirstOrDefault(p => p.Name == name);
+            var recorded = view.UndoRecords(name);
+            if (phase is null) { result[name] = new UndoOutcome(name, $"phase '{name}' is not in the journaled manifest", "", TimeSpan.Zero, true); continue; }
+            var clock = Stopwatch.StartNew();
+            run.Journal.Write(JournalRecord.PhaseUndoStart, new JsonObject { ["phase"] = name });
+            using var log = PhaseLog.OpenForUndo(run.LogPath(name, undo: true), run.Reporter, name + " undo");
+            string? error = null;
+            try
+            {
+                RemoveTemporaries(view, name, run.Root, log); // first: a directory the phase created is then empty again
+                phase.Action.UndoAsync(run.Context(phase, log, token), recorded).GetAwaiter().GetResult();
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                error = $"undo of phase '{name}' failed: {e.Message}";
+                try { log.WriteLine("error: " + error); } catch (Exception) { /* the error is in the result */ }
+            }
+            var output = log.Text();
+            run.Journal.Write(JournalRecord.PhaseUndone, new JsonObject { ["phase"] = name, ["error"] = error });
+            result[name] = new UndoOutcome(name, error, output, clock.Elapsed, recorded.Count > 0);
+        }
+        return new RollbackOutcome(result);
+    }
+
+    /// <summary>Removes each temporary file the phase journaled (left by a process killed between its fsync and its rename).</summary>
+    static void RemoveTemporaries(JournalView view, string phase, DeploymentRoot root, TextWriter log)
+    {
+        foreach (var (p, path) in view.Temporaries)
+        {
+            if (p != phase) continue;
+            try
+            {
+                using var at = root.OpenRecorded(path);
+                if (at.Directory.Delete(at.Name)) log.WriteLine($"removed the temporary file {path} left by the run");
+            }
+            catch (SafeDeployException e) when (e.ErrorId is "DirectoryNotFound") { } // its directory is gone: so is the file
+        }
+    }
+
+    public static PhaseResult Merge(PhaseResult r, UndoOutcome u) => r with
+    {
+        Status = u.Error is not null ? "RollbackFailed" : r.Status == "Succeeded" ? "RolledBack" : r.Status,
+        Error = u.Error ?? r.Error,
+        Output = string.IsNullOrEmpty(u.Output) ? r.Output : r.Output + "\n--- undo ---\n" + u.Output,
+    };
+}
