@@ -1,3 +1,5 @@
+using SafeDeploy.Engine.Actions;
+using SafeDeploy.Engine.Manifest;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -54,7 +56,7 @@ public sealed class FleetRollout(StateDirectory state)
             sb.Append($"\n  wave {w + 1}{(w == 0 ? " (canary)" : "")}:");
             foreach (var h in waves[w])
             {
-                var m = engine.Parse(o.ManifestPath, VariablesFor(o, h), h.Root).GetOrThrow(o.ManifestPath);
+                var m = new ManifestParser(engine.Registry).ParseFile(o.ManifestPath, VariablesFor(o, h), DeploymentRoot.From(h.Root)).GetOrThrow(o.ManifestPath);
                 sb.Append($"\n    {h.Name} ({h.Address}{(h.Root is null ? "" : ", root " + h.Root)}): {string.Join(" -> ", m.Phases.Select(p => p.Name))}");
             }
         }
@@ -66,7 +68,7 @@ public sealed class FleetRollout(StateDirectory state)
     {
         var engine = new DeploymentEngine(state);
         var manifestPath = Path.GetFullPath(o.ManifestPath);
-        var name = engine.Parse(manifestPath, o.Variables).GetOrThrow(manifestPath).Name;
+        var name = new ManifestParser(engine.Registry).ParseFile(manifestPath, o.Variables).GetOrThrow(manifestPath).Name;
         var waves = WavePlan.Split(o.Hosts, o.BatchSize);
         var budget = FailureBudget.Parse(o.MaxFailed, o.Hosts.Count);
         var key = RolloutJournal.Key(manifestPath, o.InventoryPath is null ? null : Path.GetFullPath(o.InventoryPath), o.Hosts.Select(h => h.Name));

@@ -1,3 +1,4 @@
+using SafeDeploy.Engine.Manifest;
 using SafeDeploy.Engine.Actions;
 using SafeDeploy.Engine.Deployment;
 using SafeDeploy.Engine.Errors;
@@ -45,7 +46,7 @@ public sealed class HostStaging(DeploymentEngine engine, SshTransport ssh, strin
     public StagedBundle Payload(string manifestPath, FleetHost host, IReadOnlyDictionary<string, string> variables)
     {
         var manifestDir = Path.GetDirectoryName(manifestPath)!;
-        var manifest = engine.Parse(manifestPath, variables, host.Root).GetOrThrow(manifestPath);
+        var manifest = new ManifestParser(engine.Registry).ParseFile(manifestPath, variables, DeploymentRoot.From(host.Root)).GetOrThrow(manifestPath);
         var files = new List<string> { Path.GetFileName(manifestPath) };
         foreach (var item in manifest.Phases.Select(p => p.Action).OfType<InstallAction>().SelectMany(a => a.Items))
         {

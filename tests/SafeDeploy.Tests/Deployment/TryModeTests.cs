@@ -162,6 +162,8 @@ public class TryModeTests
         var e = Assert.Throws<SafeDeployException>(() => TryWatchdog.CheckHost("safedeploy"));
         Assert.Equal("TryModeUnavailable", e.ErrorId);
         Assert.Equal("safedeploy", e.Target);
+    }
+
     [Fact]
     public void ANewDeployment_WhileATryIsUnconfirmed_IsRefused_UntilItIsConfirmed()
     {
