@@ -188,7 +188,8 @@ public static unsafe partial class Native
             throw Error("cannot stat", name);
         }
         return new FileStatus(b.stx_mode, b.stx_uid, b.stx_gid, (long)b.stx_size, b.stx_ino,
-            b.stx_dev_major, b.stx_dev_minor, DateTimeOffset.FromUnixTimeSeconds(b.stx_mtime.tv_sec).AddTicks(b.stx_mtime.tv_nsec / 100));
+            b.stx_dev_major, b.stx_dev_minor, DateTimeOffset.FromUnixTimeSeconds(b.stx_mtime.tv_sec).AddTicks(b.stx_mtime.tv_nsec / 100))
+        { Nlink = b.stx_nlink };
     }
 
     public static FileStatus Fstat(SafeHandle fd) => StatAt(fd, "", true) ?? throw new IOException("fstat failed");
@@ -216,4 +217,7 @@ public sealed record FileStatus(uint Mode, uint Uid, uint Gid, long Size, ulong 
     public uint Permissions => Mode & 0xFFF;
     public bool IsWorldWritable => (Mode & 0x2) != 0;
     public bool IsSticky => (Mode & 0x200) != 0;
+    /// <summary>Hard links to the file: a file with more than one may also be someone else's file under another name.</summary>
+    public uint Nlink { get; init; } = 1;
+    public bool IsGroupOrWorldWritable => (Mode & 0x12) != 0;
 }
