@@ -22,18 +22,20 @@ public sealed class PreloadAction : IDeployAction
         var target = context.MapPath(File);
         var onDisk = context.MapPath(Library);
         context.EnsureParentDirectory(target);
+        // The preload file is edited through its directory opened inside the root (its /proc/self/fd path).
+        using var at = context.Root.Open(File);
         var options = new Files.FileEditOptions { Timeout = LockTimeout, Reporter = context.Reporter };
         if (Present)
         {
             PreloadFile.CheckLibrary(Library, onDisk); // refuse before the lock file (the preload file itself) is created
             // Taking the file's lock creates it: journal "did not exist" first, so a crash right then still removes it.
-            if (!System.IO.File.Exists(target)) context.Journal(new UndoRecord { Step = "backup", Backups = [new FileBackup(target, null, null)] });
-            var r = PreloadFile.Ensure(target, Library, onDisk, options, context.Cancellation, before => { if (before is not null) context.BackupFile(target); });
+            if (at.Stat() is null) context.Journal(new UndoRecord { Step = "backup", Backups = [new FileBackup(target, null, null)] });
+            var r = PreloadFile.Ensure(at.Pinned, Library, onDisk, options, context.Cancellation, before => { if (before is not null) context.BackupFile(target); });
             context.Log.WriteLine(r.Changed ? $"{target}:\n{r.Diff}" : $"{target} already preloads {Library}");
         }
         else
         {
-            var r = PreloadFile.Remove(target, Library, options, context.Cancellation, before => { if (before is not null) context.BackupFile(target); });
+            var r = PreloadFile.Remove(at.Pinned, Library, options, context.Cancellation, before => { if (before is not null) context.BackupFile(target); });
             context.Log.WriteLine(r.Changed ? $"{target}:\n{r.Diff}" : $"{target} does not preload {Library}");
         }
         return Task.CompletedTask;
