@@ -101,8 +101,8 @@ public sealed partial class FleetBench : IBenchmark
         {
             var opt = Path.Combine(h.Root, "opt");
             if (Directory.Exists(opt)) Directory.Delete(opt, true);
-            File.Delete(Path.Combine(h.Root, "etc", "ld.so.preload"));
             Directory.CreateDirectory(Path.Combine(h.Root, "etc"));
+            File.Delete(Path.Combine(h.Root, "etc", "ld.so.preload"));
         }
     }
 

@@ -7,7 +7,7 @@ namespace SafeDeploy.Cmdlets;
 /// <summary>Past deployment runs, read from their journals: status, generation, timings.</summary>
 [Cmdlet(VerbsCommon.Get, "SafeDeployHistory")]
 [OutputType(typeof(DeployHistoryEntry))]
-public sealed class GetSafeDeployHistoryCommand : SafeDeployCmdlet
+public sealed partial class GetSafeDeployHistoryCommand : SafeDeployCmdlet
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
@@ -18,6 +18,7 @@ public sealed class GetSafeDeployHistoryCommand : SafeDeployCmdlet
 
     protected override void ProcessRecord()
     {
+        if (Rollout) { ProcessRollouts(); return; }
         TryEngine(() =>
         {
             var store = new DeploymentStore(DeployRunner.State(StateDirectory is null ? null : ResolvePath(StateDirectory), DirectReporter));

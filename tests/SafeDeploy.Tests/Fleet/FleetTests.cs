@@ -56,7 +56,6 @@ public class FleetTests
     internal static Dictionary<string, (string Status, int Batch)> Final(PsResult r)
     {
         Assert.True(r.Output.Count > 0, r.Describe());
-        foreach (var o in r.Output) Console.WriteLine($"{o.Properties["HostName"].Value} {o.Properties["Status"].Value} {o.Properties["Error"].Value}");
         return r.Output.GroupBy(o => (string)o.Properties["HostName"].Value).ToDictionary(g => g.Key,
             g => ((string)g.Last().Properties["Status"].Value, (int)g.Last().Properties["Batch"].Value));
     }
@@ -128,5 +127,15 @@ public class FleetTests
         Assert.Equal("library bytes v2\n", File.ReadAllText(Path.Combine(fleet.Hosts[2].Root, "opt/fleet/lib/libfleet.so")));
         Assert.Equal("/usr/lib/other.so\n/opt/fleet/lib/libfleet.so\n", File.ReadAllText(Path.Combine(fleet.Hosts[0].Root, "etc/ld.so.preload")));
         Assert.StartsWith("RolloutFailed", Assert.Single(r.Errors).FullyQualifiedErrorId);
+
+        // History lists the rollout with its hosts.
+        using var ps = new PsSession();
+        var history = ps.Run("Get-SafeDeployHistory -Rollout -StateDirectory $s", ("s", fleet.Dir["controller"]));
+        var entry = Assert.Single(history.Output);
+        Assert.Equal("Failed", entry.Properties["Status"].Value);
+        Assert.Equal("fleetapp", entry.Properties["Name"].Value);
+        var hosts = ((System.Collections.IEnumerable)entry.Properties["Hosts"].Value).Cast<object>()
+            .Select(o => System.Management.Automation.PSObject.AsPSObject(o)).Select(o => $"{o.Properties["HostName"].Value}:{o.Properties["Status"].Value}");
+        Assert.Equal(["h1:Succeeded", "h2:Unreachable", "h3:Succeeded"], hosts);
     }
 }
