@@ -154,7 +154,7 @@ public sealed class EditLockedFileTests : IDisposable
         using var holder = new FlockHolder(f, 30); // flock(1) creates the file empty and holds its lock
         var r = ps.Run("Edit-LockedFile -Path $f -EnsureLine 'b=2' -TimeoutSec 1", ("f", f));
         Assert.StartsWith("LockTimeout", Assert.Single(r.AllErrors).FullyQualifiedErrorId);
-        Assert.Equal("", File.ReadAllText(f));
+        Assert.Empty(SafeDeploy.Engine.Files.LockedFileEditor.ReadUnlocked(f)!);
     }
 
     static string Stat(string f) => Programs.Run("stat", "-c", "%i", f);

@@ -19,7 +19,10 @@ public sealed class WhatIfAndNameTests : IDisposable
 
     public void Dispose() { ps.Dispose(); env.Dispose(); home.Dispose(); }
 
-    void AssertHomeEmpty() => Assert.Empty(Directory.EnumerateFileSystemEntries(home.Path, "*", SearchOption.AllDirectories));
+    // PowerShell itself keeps its caches under ~/.local/share/powershell; everything else must stay absent.
+    void AssertHomeEmpty() => Assert.Empty(Directory.EnumerateFileSystemEntries(home.Path, "*", SearchOption.AllDirectories)
+        .Select(e => e[home.Path.Length..])
+        .Where(e => e is not ("/.local" or "/.local/share") && !e.StartsWith("/.local/share/powershell", StringComparison.Ordinal)));
 
     [Theory]
     [InlineData("Initialize-StateDirectory -Name tool -WhatIf")]
