@@ -44,7 +44,8 @@ public sealed class SafeDirectory : IDisposable
     /// <summary>True for a -Root jail: relative paths resolve inside it, symlinks included.</summary>
     public bool IsJail { get; }
     public FileStatus Status { get; }
-    // A subdirectory of a jail keeps resolving from the jail's root, so absolute links inside it stay in the root.
+    // A subdirectory of a jail keeps resolving from the jail's root, so absolute links inside it stay in the root. It holds
+    // its own descriptor of that root, so it stays usable after the directory it was opened from is disposed.
     readonly SafeDirectory? Jail;
     string? RelativeToJail => Jail is null ? null : System.IO.Path.GetRelativePath(Jail.Path, Path);
 
@@ -73,7 +74,7 @@ public sealed class SafeDirectory : IDisposable
     public SafeDirectory OpenDirectory(string relative, bool create = false, uint mode = 0x1ED, IList<string>? created = null)
     {
         relative = Normalise(relative);
-        if (relative.Length == 0) return IsJail ? new SafeDirectory(Dup(), Path, isJail: true) : new SafeDirectory(Dup(), Path, false, Jail);
+        if (relative.Length == 0) return IsJail ? new SafeDirectory(Dup(), Path, isJail: true) : new SafeDirectory(Dup(), Path, false, Jail?.CloneRoot());
         var parts = relative.Split('/');
         for (int attempt = 0; ; attempt++)
         {
@@ -234,7 +235,11 @@ public sealed class SafeDirectory : IDisposable
         if (rc is not (0 or Native.EINVAL or 9)) throw IoErrors.FromErrno(rc, Path, "flush the directory");
     }
 
-    public void Dispose() => Handle.Dispose();
+    public void Dispose()
+    {
+        Handle.Dispose();
+        Jail?.Dispose();
+    }
 
     // --- resolution -------------------------------------------------------------------------------------------
 
@@ -278,7 +283,9 @@ public sealed class SafeDirectory : IDisposable
     }
 
     SafeDirectory Child(SafeFileHandle fd, string relative) =>
-        new(fd, FullPath(relative), isJail: false, Jail ?? (IsJail ? this : null));
+        new(fd, FullPath(relative), isJail: false, (Jail ?? (IsJail ? this : null))?.CloneRoot());
+
+    SafeDirectory CloneRoot() => new(Dup(), Path, isJail: true);
 
     static string Normalise(string relative)
     {

@@ -40,6 +40,12 @@ public class HelpExampleTests(ITestOutputHelper output)
         ["Test-LockSupport 3"] = "probes the real /home, /scratch and /data",
         ["Test-SharedLibrary 1"] = "needs the CUDA shim /opt/cuda-shim/lib/libcudashim.so (and sudo, sshd), absent here",
         ["Write-StateLog 4"] = "creates directories under the real /scratch",
+        ["Confirm-SafeDeploy 3"] = "reads the watchdog log of a real ollama-shim try-mode deployment",
+        ["Edit-LockedFile 5"] = "writes the real /etc/gpu-agent for a user gpu-agent that does not exist here (a test never touches /etc)",
+        ["Get-ModelLocked 5"] = "downloads from models.example.org (tests reach only 127.0.0.1)",
+        ["Invoke-SafeDeploy 5"] = "rolls out to the hosts of a real fleet.yaml over ssh (Fleet/ tests run real sshd hosts on 127.0.0.x)",
+        ["Invoke-SafeDeploy 6"] = "rolls out to the hosts of a real fleet.yaml over ssh (Fleet/ tests run real sshd hosts on 127.0.0.x)",
+        ["Test-LockSupport 4"] = "probes two real mounts /mnt/models-a and /mnt/models-b of one shared filesystem",
     };
 
     /// <summary>What a reader has before an example: PowerShell run in the example's fresh HOME and working directory.</summary>
@@ -55,6 +61,7 @@ public class HelpExampleTests(ITestOutputHelper output)
         ["Invoke-SafeDeploy 2"] = "New-Manifest ./deploy.yaml",
         ["Invoke-SafeDeploy 3"] = "New-Dashboard; New-Manifest ~/deploy/shim.yaml",
         ["Invoke-SafeDeploy 4"] = "New-Manifest ./shim.yaml",
+        ["Invoke-SafeDeploy 7"] = "New-Manifest ./shim.yaml",
         ["Sync-JobStatus 1"] = "New-Dashboard; $env:SLURM_JOB_ID = '123456'; $env:SLURMD_NODENAME = 'gpu-node-3'",
         ["Sync-JobStatus 2"] = "New-Dashboard; Sync-JobStatus -Repository ~/dashboard -JobName queued-1 -Status queued -NoPush | Out-Null",
         ["Sync-JobStatus 3"] = "New-Dashboard; New-Manifest ./gpu-node.yaml",

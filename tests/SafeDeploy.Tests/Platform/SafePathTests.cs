@@ -198,6 +198,25 @@ public sealed class SafePathTests : IDisposable
     }
 
     [Fact]
+    public void ASubdirectoryOfAJail_StaysUsable_AfterTheDirectoryItCameFromIsDisposed()
+    {
+        var root = tmp["root"];
+        Directory.CreateDirectory(Path.Combine(root, "opt", "shim"));
+        File.CreateSymbolicLink(Path.Combine(root, "opt", "lib"), "/opt/shim"); // absolute: stays in the jail
+        SafeDirectory opt;
+        using (var jail = SafeDirectory.OpenRoot(root))
+        using (var copy = jail.OpenDirectory(""))
+            opt = copy.OpenDirectory("opt");
+        using (opt)
+        {
+            Assert.True(opt.Stat("lib")!.IsSymlink);
+            using var fd = opt.OpenFile("lib/libshim.so", SafeOpen.Write | SafeOpen.CreateNew, 0x1A4, out var created);
+            Assert.True(created);
+        }
+        Assert.True(File.Exists(Path.Combine(root, "opt", "shim", "libshim.so")));
+    }
+
+    [Fact]
     public void ARaceSwappingADirectoryForALink_NeverWritesOutside()
     {
         var victimDir = Path.GetDirectoryName(Victim())!;
