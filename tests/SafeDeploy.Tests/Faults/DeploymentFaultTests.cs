@@ -188,7 +188,9 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
                 // Sticky: the disk refuses every later call, cleanup included; the tree is checked after the later run's recovery.
                 if (!sticky && status != "RollbackFailed" && !isNew && !isOld) problems.Add($"{what}: {status} but the sandbox is neither old nor new:\n{now}");
                 if (status == "RolledBack" && !isOld) problems.Add($"{what}: RolledBack but the sandbox is not the old one:\n{now}");
-                if (!result.Contains("input/output error", StringComparison.OrdinalIgnoreCase))
+                // The run phase's own shell words it "I/O error" (its stderr is quoted in the phase's error).
+                if (!result.Contains("input/output error", StringComparison.OrdinalIgnoreCase) &&
+                    !(InRunCommand(injected) && result.Contains("I/O error", StringComparison.Ordinal)))
                     (InRunCommand(injected) ? known : problems).Add($"{what}: the error does not name the cause: {result}");
             }
             var left = Temporaries(Path.Combine(dir, "root"));
