@@ -36,6 +36,10 @@ public sealed class ActionContext
     public Action<UndoRecord> Journal { get; init; } = _ => { };
     /// <summary>Journals a temporary file before it is created (recovery removes it when the process died before its rename).</summary>
     public Action<string> Temporary { get; init; } = _ => { };
+    /// <summary>Journals a phase command's process group (before its start, then with its pgid) so that recovery can end it.</summary>
+    public Action<ProcessGroupRecord> ProcessGroup { get; init; } = _ => { };
+    /// <summary>The deployment's top-level <c>environment:</c>/<c>inheritEnvironment:</c> (null: the default).</summary>
+    public EnvironmentSpec? DeploymentEnvironment { get; init; }
     /// <summary>Runs PowerShell on the pipeline thread; null when no PowerShell session is available.</summary>
     public ScriptInvoker? ScriptInvoker { get; init; }
 

@@ -17,7 +17,8 @@ public sealed class RunAction : IDeployAction
     public required CommandSpec Command { get; init; }
     public CommandSpec? Undo { get; init; }
     public string? WorkingDirectory { get; init; }
-    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+    /// <summary>The phase's <c>environment:</c> and <c>inheritEnvironment:</c> (over the deployment's).</summary>
+    public EnvironmentSpec? EnvironmentSpec { get; init; }
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(30);
     public IReadOnlyList<string> WritesDeclared { get; init; } = Array.Empty<string>();
 
@@ -39,12 +40,19 @@ public sealed class RunAction : IDeployAction
 
     async Task RunAsync(ActionContext context, CommandSpec spec, string what)
     {
-        var env = new Dictionary<string, string?>(context.Root.Environment(context.PhaseName, context.DeploymentName), StringComparer.Ordinal);
-        foreach (var (k, v) in Environment) env[k] = v;
+        // A clean environment (never the deployer's secrets), then the manifest's, then SafeDeploy's own variables.
+        var env = ProcessEnvironment.FromManifest(context.DeploymentEnvironment, EnvironmentSpec)
+            .With(context.Root.Environment(context.PhaseName, context.DeploymentName));
         var wd = WorkingDirectory is null ? context.ManifestDirectory : context.ResolveSource(WorkingDirectory);
+        // Its own process group, journaled (its token) before the start: recovery ends every process carrying the token after
+        // a crash. The pgid record (OnGroupStarted) is not journaled: a fast command is gone before it could be, which would
+        // make the number of journal records of a run vary (the crash tests kill after each record).
+        var token = ProcessGroup.NewToken();
+        context.ProcessGroup(ProcessGroupRecord.ForToken(token));
         var result = await context.RunCommandAsync(new ExternalCommand
         {
-            Program = spec.Program, Arguments = spec.ProgramArguments, WorkingDirectory = wd, Environment = env, Timeout = Timeout,
+            Program = spec.Program, Arguments = spec.ProgramArguments, WorkingDirectory = wd, IsolatedEnvironment = env, Timeout = Timeout,
+            ProcessGroupToken = token,
         }).ConfigureAwait(false);
         if (result.TimedOut)
             throw new SafeDeployException("PhaseTimeout", ErrorKind.OperationTimeout, context.PhaseName,

@@ -223,6 +223,8 @@ sealed record RunState(DeploymentManifest Manifest, string Id, string Directory,
         Cancellation = token,
         Journal = u => Journal.WriteUndo(phase.Name, u),
         Temporary = p => Journal.WriteTemporary(phase.Name, p),
+        ProcessGroup = g => Journal.WriteProcessGroup(phase.Name, g),
+        DeploymentEnvironment = Manifest.Environment,
         ScriptInvoker = ScriptInvoker,
     };
 

@@ -83,6 +83,13 @@ public sealed class Journal : IDisposable
     }
 
     /// <summary>Journals a temporary file before it is created, so that recovery removes it if the process dies before its rename.</summary>
+    public void WriteProcessGroup(string phase, Platform.ProcessGroupRecord group)
+    {
+        var o = group.ToJson();
+        o["phase"] = phase;
+        Write(JournalRecord.ProcessGroup, o);
+    }
+
     public void WriteTemporary(string phase, string path) => Write(JournalRecord.Temporary, new JsonObject { ["phase"] = phase, ["path"] = path });
 
     /// <summary>Every record of a journal; a torn last line (a crash mid-write) is ignored.</summary>

@@ -9,7 +9,7 @@ public static class JournalRecord
 {
     public const string Start = "start", PhaseStart = "phase-start", Undo = "undo", PhaseEnd = "phase-end", RollbackStart = "rollback-start",
         PhaseUndoStart = "phase-undo-start", PhaseUndone = "phase-undone", UndoStart = "undo-start", Try = "try", Confirmed = "confirmed",
-        Temporary = "temporary", End = "end";
+        Temporary = "temporary", ProcessGroup = "process-group", End = "end";
 }
 
 /// <summary>
@@ -65,6 +65,10 @@ public sealed class JournalView
     /// <summary>What each phase journaled for its undo, oldest first.</summary>
     public IReadOnlyList<UndoRecord> UndoRecords(string phase) =>
         Records.Where(r => Type(r) == JournalRecord.Undo && (string?)r["phase"] == phase).Select(ToUndoRecord).ToList();
+
+    /// <summary>Process groups of the run's phase commands (the token record before each start, the pgid record after).</summary>
+    public IReadOnlyList<Platform.ProcessGroupRecord> ProcessGroups =>
+        Records.Where(r => Type(r) == JournalRecord.ProcessGroup).Select(r => Platform.ProcessGroupRecord.FromJson(r)).OfType<Platform.ProcessGroupRecord>().ToList();
 
     /// <summary>Temporary files the run may have left (journaled before each was created), with the phase that made them.</summary>
     public IReadOnlyList<(string Phase, string Path)> Temporaries =>

@@ -32,6 +32,7 @@ sealed class Recovery(DeploymentStore store, ActionRegistry registry, IOperation
             var view = JournalView.Load(path);
             if (!view.IsIncomplete) continue;
             reporter.Warning($"Run '{view.Id}' of deployment '{name}' did not finish (its process, pid {view.Pid}, died); rolling it back first.");
+            EndOrphans(view, path);
             using var journal = Journal.Append(path);
             var run = Rebuild(view, journal);
             journal.Write(JournalRecord.RollbackStart, new JsonObject { ["reason"] = "recovery: the deploying process died", ["pid"] = Environment.ProcessId });
@@ -49,6 +50,24 @@ sealed class Recovery(DeploymentStore store, ActionRegistry registry, IOperation
             done.Add(view.Id);
         }
         return done;
+    }
+
+    /// <summary>
+    /// Ends what the dead run's phase commands left running (their process groups, found by the journaled pgid and start time
+    /// or by their token) before anything is undone under them; a stale record (pid reused) matches nothing and kills nothing.
+    /// </summary>
+    void EndOrphans(JournalView view, string path)
+    {
+        foreach (var group in view.ProcessGroups)
+        {
+            var outcome = ProcessGroup.EndIfAlive(group, TimeSpan.FromSeconds(5));
+            if (outcome == ProcessGroupOutcome.Ended)
+                reporter.Warning($"Ended the processes a phase command of run '{view.Id}' left running (process group {group.Pgid}).");
+            if (outcome == ProcessGroupOutcome.Survived)
+                throw new SafeDeployException("OrphanSurvived", ErrorKind.ResourceBusy, path,
+                    $"Run '{view.Id}' of '{view.Name}' died while a phase command ran, and its processes (process group {group.Pgid}) survived SIGTERM and SIGKILL; nothing was undone under them.",
+                    $"Find the processes with SAFEDEPLOY_PROCESS_GROUP={group.Token} in their environment (e.g. in D state on a hung mount), end them, then deploy again.");
+        }
     }
 
     /// <summary>The run a journal describes, with its actions rebuilt from the journaled manifest text.</summary>

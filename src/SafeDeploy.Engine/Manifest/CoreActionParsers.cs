@@ -59,7 +59,7 @@ static class CoreActionParsers
     {
         if (node.IsScalar || node.IsSequence)
             return node.Command("run") is { } c ? new RunAction { Command = c } : null;
-        node.AllowOnly("command", "args", "workingDirectory", "environment", "timeout", "undo");
+        node.AllowOnly("command", "args", "workingDirectory", "environment", "inheritEnvironment", "timeout", "undo");
         CommandSpec? command = null;
         if (node.Has("command") && node.Has("args")) node.ErrorAt("args", "Give either 'command' (a command line) or 'args' (an argument list), not both.");
         else if (node.Has("command")) command = node.Child("command")!.Command("command");
@@ -67,12 +67,12 @@ static class CoreActionParsers
         else node.Error("'run' needs 'command' (a command line) or 'args' (an argument list).", "MissingKey");
         var undo = node.Child("undo")?.Command("undo");
         var wd = node.String("workingDirectory");
-        var env = node.Map("environment");
+        var env = node.EnvironmentSpec();
         var timeout = node.Duration("timeout");
         if (command is null) return null;
         return new RunAction
         {
-            Command = command, Undo = undo, WorkingDirectory = wd, Environment = env ?? new Dictionary<string, string>(),
+            Command = command, Undo = undo, WorkingDirectory = wd, EnvironmentSpec = env,
             Timeout = timeout ?? TimeSpan.FromMinutes(30),
         };
     }

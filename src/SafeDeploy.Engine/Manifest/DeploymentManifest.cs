@@ -32,6 +32,8 @@ public sealed record DeploymentManifest
     public string? Description { get; init; }
     public required IReadOnlyDictionary<string, string> Variables { get; init; }
     public required IReadOnlyList<PhaseDefinition> Phases { get; init; }
+    /// <summary>The top-level <c>environment:</c> and <c>inheritEnvironment:</c> (null: neither given).</summary>
+    public Platform.EnvironmentSpec? Environment { get; init; }
     /// <summary>The manifest file (full path).</summary>
     public required string File { get; init; }
     /// <summary>The manifest text, kept in the journal so that a rollback can rebuild the actions.</summary>

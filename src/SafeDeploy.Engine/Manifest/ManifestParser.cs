@@ -26,7 +26,7 @@ public sealed record ManifestParseResult(DeploymentManifest? Manifest, IReadOnly
 /// <summary>Parses a deployment manifest, reporting every problem at once with file, line and column.</summary>
 public sealed partial class ManifestParser
 {
-    static readonly string[] topKeys = ["name", "description", "variables", "lock", "phases"];
+    static readonly string[] topKeys = ["name", "description", "variables", "lock", "environment", "inheritEnvironment", "phases"];
     static readonly string[] phaseKeys = ["name", "dependsOn", "resources", "timeout", "continueOnError", "writes"];
 
     [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._-]*$")]
@@ -97,6 +97,7 @@ public sealed partial class ManifestParser
         if (lockName is not null && !NamePattern().IsMatch(lockName))
             reader.Problem(Get(top, "lock")!, "InvalidValue", $"Lock name '{lockName}' may hold only letters, digits, '.', '_' and '-'.");
         var description = Scalar(reader, top, "description");
+        var environment = new ActionNode(reader, top, "manifest", null!).EnvironmentSpec();
 
         var phases = new List<PhaseDefinition>();
         var phaseNodes = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
@@ -159,7 +160,7 @@ public sealed partial class ManifestParser
         }
         var manifest = new DeploymentManifest
         {
-            Name = name, Lock = lockName ?? name, Description = description, Variables = variables, Phases = phases,
+            Name = name, Lock = lockName ?? name, Description = description, Variables = variables, Phases = phases, Environment = environment,
             File = Path.GetFullPath(file), Text = text, Warnings = reader.Problems.Where(p => p.Severity == ProblemSeverity.Warning).ToList(),
         };
         return new ManifestParseResult(manifest, Sorted(reader.Problems));
