@@ -111,7 +111,9 @@ public static class RemoteScripts
         "function Result($status, $generation, $id, $err, $at, $took) {\n" +
         "  $e = if ($err) { [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$err)) } else { '' }\n" +
         "  $a = if ($at) { ([DateTimeOffset]$at).ToUnixTimeSeconds() } else { '' }\n" +
-        $"  '{ResultPrefix.Trim()} status=' + $status + ' generation=' + [int]$generation + ' id=' + $id + ' rollbackAt=' + $a + ' ms=' + [long]([TimeSpan]$took).TotalMilliseconds + ' error=' + $e }}\n" +
+        // An error result has no duration: [TimeSpan]$null would throw and lose the error it reports.
+        "  $ms = if ($took) { [long]([TimeSpan]$took).TotalMilliseconds } else { 0 }\n" +
+        $"  '{ResultPrefix.Trim()} status=' + $status + ' generation=' + [int]$generation + ' id=' + $id + ' rollbackAt=' + $a + ' ms=' + $ms + ' error=' + $e }}\n" +
         $"$done = {Ps($"{fleetDir}/rollouts/{rollout}/{host.Name}.result")}\n";
 
     /// <summary>Parses the result line out of a host's output (null when there is none: the host never finished).</summary>

@@ -7,7 +7,7 @@ namespace SafeDeploy.Tests.Fleet;
 /// <summary>A controller killed with SIGKILL in the middle of a wave, then the same command again.</summary>
 public class FleetResumeTests
 {
-    [Fact(Skip = "Fails since the integration with the reshaped deployment core: the canary's remote run reports no result line (see the closing note of stop 18); the resume logic itself passed on the fleet branch.")]
+    [Fact]
     public void ControllerKilledMidWave_SameCommandResumes_NothingRunsTwice()
     {
         using var fleet = new SshFleet(3);
