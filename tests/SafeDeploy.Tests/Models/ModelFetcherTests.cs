@@ -324,7 +324,7 @@ public sealed class ModelFetcherTests : IDisposable
             m.SetContent(6 << 20, 13); // the new version does not fit
             var e = Throws<SafeDeployException>(() => Run(f, new ModelRequest { Uri = server.Url("big.bin"), Force = true }));
             Assert.Equal("DiskFull", e.ErrorId);
-            Assert.Equal(ErrorKind.WriteError, e.Kind);
+            Assert.Equal(ErrorKind.ResourceUnavailable, e.Kind);
             Assert.Contains("no space left", e.Message);
             Assert.Equal(oldSha, Sha(first.Path));
             Assert.Empty(Directory.GetFiles(Path.Combine(mnt, "cache"), "*.partial*", SearchOption.AllDirectories));
