@@ -20,22 +20,22 @@ public sealed class PreloadAction : IDeployAction
     public Task ExecuteAsync(ActionContext context)
     {
         var target = context.MapPath(File);
-        var onDisk = context.MapPath(Library);
         context.EnsureParentDirectory(target);
-        // The preload file is edited through its directory opened inside the root (its /proc/self/fd path).
+        // The library and the preload file are both resolved inside the -Root jail (null: the real machine's trusted walk).
         using var at = context.Root.Open(File);
+        using var jail = context.Root.Path is null ? null : Platform.SafeDirectory.OpenRoot(context.Root.Path);
         var options = new Files.FileEditOptions { Timeout = LockTimeout, Reporter = context.Reporter };
         if (Present)
         {
-            PreloadFile.CheckLibrary(Library, onDisk); // refuse before the lock file (the preload file itself) is created
+            PreloadFile.CheckLibrary(jail, Library); // refuse before the lock file (the preload file itself) is created
             // Taking the file's lock creates it: journal "did not exist" first, so a crash right then still removes it.
             if (at.Stat() is null) context.Journal(new UndoRecord { Step = "backup", Backups = [new FileBackup(target, null, null)] });
-            var r = PreloadFile.Ensure(at.Pinned, Library, onDisk, options, context.Cancellation, before => { if (before is not null) context.BackupFile(target); });
+            var r = PreloadFile.Ensure(jail, Library, File, options, context.Cancellation, before => { if (before is not null) context.BackupFile(target); });
             context.Log.WriteLine(r.Changed ? $"{target}:\n{r.Diff}" : $"{target} already preloads {Library}");
         }
         else
         {
-            var r = PreloadFile.Remove(at.Pinned, Library, options, context.Cancellation, before => { if (before is not null) context.BackupFile(target); });
+            var r = PreloadFile.Remove(jail, Library, File, options, context.Cancellation, before => { if (before is not null) context.BackupFile(target); });
             context.Log.WriteLine(r.Changed ? $"{target}:\n{r.Diff}" : $"{target} does not preload {Library}");
         }
         return Task.CompletedTask;
