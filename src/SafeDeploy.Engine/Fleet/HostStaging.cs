@@ -17,13 +17,14 @@ public sealed class HostStaging(DeploymentEngine engine, SshTransport ssh, strin
     public const string ModulePrefix = "module-";
     static readonly TimeSpan probeTimeout = TimeSpan.FromSeconds(60), copyTimeout = TimeSpan.FromMinutes(10);
 
-    /// <summary>The controller's module (SafeDeploy.psd1, module/, en-US/) as a bundle.</summary>
+    /// <summary>The controller's module (SafeDeploy.psd1, bin/ with the assemblies, module/ with the views, en-US/) as a bundle.</summary>
     public static StagedBundle ModuleBundle(string moduleDirectory, string version)
     {
         if (!File.Exists(Path.Combine(moduleDirectory, "SafeDeploy.psd1")))
             throw new SafeDeployException("ModuleNotFound", ErrorKind.ObjectNotFound, moduleDirectory,
                 $"'{moduleDirectory}' holds no SafeDeploy.psd1 to stage to the hosts.", "Import SafeDeploy from its module folder (Import-Module <dir>/SafeDeploy.psd1).");
-        var files = new[] { "SafeDeploy.psd1" }.Concat(StagedBundle.FilesUnder(moduleDirectory, "module")).Concat(StagedBundle.FilesUnder(moduleDirectory, "en-US"));
+        var files = new[] { "SafeDeploy.psd1" }.Concat(StagedBundle.FilesUnder(moduleDirectory, "bin"))
+            .Concat(StagedBundle.FilesUnder(moduleDirectory, "module")).Concat(StagedBundle.FilesUnder(moduleDirectory, "en-US"));
         return StagedBundle.Create("runtime", $"{ModulePrefix}{version}-", moduleDirectory, files);
     }
 
