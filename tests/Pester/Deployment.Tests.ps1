@@ -136,7 +136,7 @@ Describe 'Undo-SafeDeploy and Get-SafeDeployHistory' {
         Set-Content "$box/deploy.yaml" $script:Manifest
         Invoke-SafeDeploy "$box/deploy.yaml" -Root "$box/root" -StateDirectory "$box/state" | Out-Null
         Undo-SafeDeploy -Name pester -StateDirectory "$box/state" | Out-Null
-        { Undo-SafeDeploy -Name pester -StateDirectory "$box/state" } |
+        { Undo-SafeDeploy -Name pester -StateDirectory "$box/state" -ErrorAction Stop } |
             Should -Throw -ErrorId 'NothingToUndo,SafeDeploy.Cmdlets.UndoSafeDeployCommand'
     }
 }
@@ -161,7 +161,7 @@ Describe 'Try mode (Invoke-SafeDeploy -TrySeconds, Confirm-SafeDeploy)' {
         (Confirm-SafeDeploy -Name pester -StateDirectory "$box/state").Confirmed | Should -BeTrue
         Start-Sleep -Seconds 5
         (Get-SafeDeployHistory pester -StateDirectory "$box/state")[-1].Status | Should -Be 'Succeeded'
-        { Confirm-SafeDeploy -Name pester -StateDirectory "$box/state" } |
+        { Confirm-SafeDeploy -Name pester -StateDirectory "$box/state" -ErrorAction Stop } |
             Should -Throw -ErrorId 'NothingToConfirm,SafeDeploy.Cmdlets.ConfirmSafeDeployCommand'
     }
 }

@@ -75,7 +75,7 @@ Describe 'Get-ModelLocked' {
 
     It 'never shows the auth header in verbose output or errors' {
         $out = Get-ModelLocked "$base/none.bin" -CacheDirectory $cache -Headers @{ Authorization = 'Bearer TOPSECRET' } -Verbose -ErrorAction SilentlyContinue -ErrorVariable errs 4>&1
-        ($out + $errs | Out-String) | Should -Not -Match 'TOPSECRET'
+        (@($out) + @($errs) | Out-String) | Should -Not -Match 'TOPSECRET'
     }
 
     It 'gives up a lock wait after -TimeoutSec with LockTimeout' {
