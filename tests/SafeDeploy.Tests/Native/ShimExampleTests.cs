@@ -20,7 +20,7 @@ public class ShimExampleTests
             run.Dispose();
             Assert.True(outcome.ExitCode == 0, outcome.ToString());
             Assert.Contains("Succeeded", outcome.StdOut);
-            Assert.Contains("health: ok shim=7 ", outcome.StdOut);
+            Assert.Matches(@"health:\s+ok shim=7 ", outcome.StdOut);
             Assert.Equal("/opt/shim/lib/libshim.so\n", File.ReadAllText(Path.Combine(dir.Path, "root", "etc", "ld.so.preload")));
             // The deployer has exited; the service it started (detached) still serves.
             Assert.StartsWith("200 ok shim=7 ", ShimSandbox.Get(new Uri($"http://127.0.0.1:{port}/health")));
