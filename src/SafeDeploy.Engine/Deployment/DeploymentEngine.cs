@@ -113,9 +113,13 @@ public sealed class DeploymentEngine
         return result;
     }
 
-    /// <summary>Rolls the latest successful run of <paramref name="name"/> (or run <paramref name="id"/>, which must be the latest) back.</summary>
+    /// <summary>
+    /// Rolls the latest run still standing of <paramref name="name"/> back (under <paramref name="root"/> when given; run
+    /// <paramref name="id"/>, when given, must be that run). A run whose undo or rollback failed part-way stands in part:
+    /// it is the one undone next, and the undo goes on from where it stopped (phases already undone are not run again).
+    /// </summary>
     public DeployResult Undo(string name, string? id, IOperationReporter reporter, ScriptInvoker? scriptInvoker, TimeSpan? lockTimeout = null,
-        CancellationToken cancellationToken = default, bool unlessConfirmed = false)
+        CancellationToken cancellationToken = default, bool unlessConfirmed = false, DeploymentRoot? root = null)
     {
         var history = Store.History(name);
         if (history.Count == 0) throw ErrorCatalog.DeploymentNotFound(name, Store.State.StateDir);
@@ -123,11 +127,11 @@ public sealed class DeploymentEngine
         var recovery = new Recovery(Store, Registry, reporter, scriptInvoker);
         var recovered = recovery.RecoverIncomplete(name);
         history = Store.History(name);
-        var latest = id is null ? history.LastOrDefault(h => h.Status == "Succeeded")
-            : history.FirstOrDefault(h => h.Id == id) is { } chosen ? history.LastOrDefault(h => h.Status == "Succeeded" && h.Root == chosen.Root) : null;
+        var rootPath = id is not null && history.FirstOrDefault(h => h.Id == id) is { } chosen ? chosen.Root : root?.Path;
+        var latest = history.LastOrDefault(h => Standing(h) && (rootPath is null && root is null && id is null || h.Root == rootPath));
         if (latest is null && id is null)
             throw new SafeDeployException("NothingToUndo", ErrorKind.ObjectNotFound, name,
-                $"Deployment '{name}' has no successful run left to undo.", "See Get-SafeDeployHistory -Name " + name + ".");
+                $"Deployment '{name}' has no successful run left to undo{(root is null ? "" : $" under {root.Path ?? "/"}")}.", "See Get-SafeDeployHistory -Name " + name + ".");
         if (id is not null && latest?.Id != id)
         {
             var target = history.FirstOrDefault(h => h.Id == id);
@@ -152,6 +156,7 @@ public sealed class DeploymentEngine
         journal.Write(JournalRecord.UndoStart, new JsonObject { ["pid"] = Environment.ProcessId });
         var rollback = recovery.RollBack(run, JournalView.Load(latest.JournalPath), cancellationToken);
         var previous = history.LastOrDefault(h => h.Status == "Succeeded" && h.Id != latest.Id && h.Root == latest.Root)?.Generation ?? 0;
+        if (latest.Status == "RollbackFailed") reporter.Warning($"Run '{latest.Id}' of '{name}' was rolled back only in part; finishing its rollback.");
         var status = rollback.Failed ? "RollbackFailed" : "Undone";
         var error = rollback.Failed ? rollback.Errors : null;
         journal.Write(JournalRecord.End, new JsonObject { ["status"] = status, ["generation"] = previous, ["error"] = error });
@@ -162,6 +167,9 @@ public sealed class DeploymentEngine
             Error = error, RecoveredRuns = recovered, JournalPath = latest.JournalPath, LogDirectory = Path.Combine(run.Directory, "logs"),
         };
     }
+
+    /// <summary>A run whose changes stand, in whole (Succeeded) or in part (its rollback or undo failed part-way).</summary>
+    static bool Standing(DeployHistoryEntry h) => h.Status is "Succeeded" or "RollbackFailed";
 
     /// <summary>The generation a deployment is at: that of its latest run still standing (Succeeded), or 0.</summary>
     public static int CurrentGeneration(IReadOnlyList<DeployHistoryEntry> history) =>

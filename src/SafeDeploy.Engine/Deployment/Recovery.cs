@@ -49,7 +49,31 @@ sealed class Recovery(DeploymentStore store, ActionRegistry registry, IOperation
                     "Read the journal and the undo logs beside it, repair by hand, then deploy again.");
             done.Add(view.Id);
         }
+        SweepTemporaries(name);
         return done;
+    }
+
+    /// <summary>
+    /// Removes what the latest finished run could not: a temporary file its failure left when the disk refused even the
+    /// unlink (the run ended, so no recovery runs for it). Temporary names are unique, so one that is gone or was renamed
+    /// into place is simply not there.
+    /// </summary>
+    void SweepTemporaries(string name)
+    {
+        var last = store.Journals(name).LastOrDefault();
+        if (last is null) return;
+        var view = JournalView.Load(last);
+        if (view.IsIncomplete || view.EndStatus == "Succeeded" || view.Temporaries.Count == 0) return;
+        var root = DeploymentRoot.From(view.Root);
+        foreach (var (_, path) in view.Temporaries)
+        {
+            try
+            {
+                using var at = root.OpenRecorded(path);
+                if (at.Directory.Delete(at.Name)) reporter.Verbose($"Removed the temporary file {path} that run '{view.Id}' of '{name}' left.");
+            }
+            catch (SafeDeployException e) when (e.ErrorId is "DirectoryNotFound") { }
+        }
     }
 
     /// <summary>

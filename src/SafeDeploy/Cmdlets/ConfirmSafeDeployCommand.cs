@@ -24,6 +24,6 @@ public sealed class ConfirmSafeDeployCommand : SafeDeployCmdlet
             if (!ShouldProcess(Name, "Confirm the try-mode deployment (its watchdog will not roll it back)")) return;
             WriteObject(RunEngine((reporter, token) => TryMode.Confirm(store, Name, reporter, token)));
         }
-        catch (Exception e) when (IsReportable(e)) { Fail(e, Name); }
+        catch (Exception e) when (IsReportable(e)) { FailUnlessNotFound(e, Name); }
     }
 }

@@ -1,10 +1,11 @@
 using System.Management.Automation;
+using SafeDeploy.Engine.Actions;
 using SafeDeploy.Engine.Deployment;
 using SafeDeploy.Internal;
 
 namespace SafeDeploy.Cmdlets;
 
-/// <summary>Rolls the latest successful run of a deployment back to the generation before it.</summary>
+/// <summary>Rolls the latest run still standing of a deployment back to the generation before it (or finishes a rollback that failed part-way).</summary>
 [Cmdlet(VerbsCommon.Undo, "SafeDeploy", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(DeployResult))]
 public sealed class UndoSafeDeployCommand : SafeDeployCmdlet
@@ -15,6 +16,9 @@ public sealed class UndoSafeDeployCommand : SafeDeployCmdlet
     public string Name { get; set; } = "";
 
     [Parameter(ValueFromPipelineByPropertyName = true)] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(RunIdCompleter))] public string? Id { get; set; }
+
+    /// <summary>Undo the latest run deployed under this sandbox root (Invoke-SafeDeploy -Root); without it, the latest run of any root.</summary>
+    [Parameter] [ValidateNotNullOrEmpty] public string? Root { get; set; }
 
     [Parameter] [ValidateNotNullOrEmpty] public string? StateDirectory { get; set; }
 
@@ -29,7 +33,8 @@ public sealed class UndoSafeDeployCommand : SafeDeployCmdlet
             var engine = new DeploymentEngine(DeployRunner.State(StateDirectory is null ? null : ResolvePath(StateDirectory), DirectReporter));
             if (!ShouldProcess(Name, Id is null ? "Roll back the latest successful deployment" : $"Roll back run {Id}")) return;
             var result = DeployRunner.Run(this, Cancellation, (reporter, invoker) =>
-                engine.Undo(Name, Id, reporter, invoker, LockTimeoutSec is { } s ? TimeSpan.FromSeconds(s) : null, Cancellation, UnlessConfirmed));
+                engine.Undo(Name, Id, reporter, invoker, LockTimeoutSec is { } s ? TimeSpan.FromSeconds(s) : null, Cancellation, UnlessConfirmed,
+                    Root is null ? null : DeploymentRoot.From(ResolvePath(Root))));
             WriteObject(result);
             if (result.ToError() is { } error) WriteError(ErrorMapper.ToRecord(error, Name));
         }
