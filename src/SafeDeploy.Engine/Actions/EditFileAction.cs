@@ -55,6 +55,7 @@ public sealed class EditFileAction : IDeployAction, IPreviewAction
         var target = context.MapPath(Path);
         context.EnsureParentDirectory(target);
         // The edit goes through the directory opened inside the root (its /proc/self/fd path): no ancestor is resolved again.
+        // Its temporary file and a new file's creation lock are journaled (real paths under the root) before they exist.
         using var at = context.Root.Open(Path);
         // Taking the file's lock creates it: journal "did not exist" first, so a crash right then still removes it.
         if (at.Stat() is null) context.Journal(new UndoRecord { Step = "backup", Backups = [new FileBackup(target, null, null)] });
@@ -65,7 +66,7 @@ public sealed class EditFileAction : IDeployAction, IPreviewAction
             if (next != text && text is not null) context.BackupFile(target); // under the file's lock, journaled before the write
             if (next is not null && next != text) diff = Diff(at, target, text, next);
             return next;
-        }, new FileEditOptions { Timeout = LockTimeout, NewFileMode = NewFileMode, Reporter = context.Reporter }, context.Cancellation);
+        }, new FileEditOptions { Timeout = LockTimeout, NewFileMode = NewFileMode, Reporter = context.Reporter, Temporary = context.Temporary }, context.Cancellation);
         context.Log.WriteLine(result.Changed ? $"edited {target}:\n{diff.TrimEnd('\n')}" : $"{target} already as asked");
         return Task.CompletedTask;
     }

@@ -44,15 +44,16 @@ public sealed class RunAction : IDeployAction
         var env = ProcessEnvironment.FromManifest(context.DeploymentEnvironment, EnvironmentSpec)
             .With(context.Root.Environment(context.PhaseName, context.DeploymentName));
         var wd = WorkingDirectory is null ? context.ManifestDirectory : context.ResolveSource(WorkingDirectory);
-        // Its own process group, journaled (its token) before the start: recovery ends every process carrying the token after
-        // a crash. The pgid record (OnGroupStarted) is not journaled: a fast command is gone before it could be, which would
-        // make the number of journal records of a run vary (the crash tests kill after each record).
+        // Its own process group, journaled twice: its token before the start (recovery ends every process carrying it), and
+        // right after the start its pgid with the leader's start time (recovery ends the group even where a process dropped
+        // the token from its environment, and a reused pid never matches). The second record is written even when the
+        // leader is already gone (then as a token record), so every run writes the same number of records.
         var token = ProcessGroup.NewToken();
         context.ProcessGroup(ProcessGroupRecord.ForToken(token));
         var result = await context.RunCommandAsync(new ExternalCommand
         {
             Program = spec.Program, Arguments = spec.ProgramArguments, WorkingDirectory = wd, IsolatedEnvironment = env, Timeout = Timeout,
-            ProcessGroupToken = token,
+            ProcessGroupToken = token, OnGroupStarted = context.ProcessGroup,
         }).ConfigureAwait(false);
         if (result.TimedOut)
             throw new SafeDeployException("PhaseTimeout", ErrorKind.OperationTimeout, context.PhaseName,

@@ -82,7 +82,7 @@ public sealed class Journal : IDisposable
         Write(JournalRecord.Undo, new JsonObject { ["phase"] = phase, ["step"] = undo.Step, ["data"] = data, ["backups"] = backups });
     }
 
-    /// <summary>Journals a temporary file before it is created, so that recovery removes it if the process dies before its rename.</summary>
+    /// <summary>Journals a phase command's process group: its token before the start, its pgid and leader start time right after.</summary>
     public void WriteProcessGroup(string phase, Platform.ProcessGroupRecord group)
     {
         var o = group.ToJson();
@@ -90,6 +90,7 @@ public sealed class Journal : IDisposable
         Write(JournalRecord.ProcessGroup, o);
     }
 
+    /// <summary>Journals a temporary file before it is created, so that recovery removes it if the process dies before its rename.</summary>
     public void WriteTemporary(string phase, string path) => Write(JournalRecord.Temporary, new JsonObject { ["phase"] = phase, ["path"] = path });
 
     /// <summary>Every record of a journal; a torn last line (a crash mid-write) is ignored.</summary>

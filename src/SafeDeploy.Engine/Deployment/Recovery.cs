@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Microsoft.Win32.SafeHandles;
 using SafeDeploy.Engine.Actions;
 using SafeDeploy.Engine.Errors;
 using SafeDeploy.Engine.Manifest;
@@ -66,14 +67,7 @@ sealed class Recovery(DeploymentStore store, ActionRegistry registry, IOperation
         if (view.IsIncomplete || view.EndStatus == "Succeeded" || view.Temporaries.Count == 0) return;
         var root = DeploymentRoot.From(view.Root);
         foreach (var (_, path) in view.Temporaries)
-        {
-            try
-            {
-                using var at = root.OpenRecorded(path);
-                if (at.Directory.Delete(at.Name)) reporter.Verbose($"Removed the temporary file {path} that run '{view.Id}' of '{name}' left.");
-            }
-            catch (SafeDeployException e) when (e.ErrorId is "DirectoryNotFound") { }
-        }
+            if (RemoveTemporary(root, path)) reporter.Verbose($"Removed the temporary file {path} that run '{view.Id}' of '{name}' left.");
     }
 
     /// <summary>
@@ -82,7 +76,8 @@ sealed class Recovery(DeploymentStore store, ActionRegistry registry, IOperation
     /// </summary>
     void EndOrphans(JournalView view, string path)
     {
-        foreach (var group in view.ProcessGroups)
+        // Per command: its pgid record (journaled right after the start, with the leader's start time), else its token record.
+        foreach (var group in view.ProcessGroups.GroupBy(g => g.Token).Select(g => g.FirstOrDefault(r => r.Pgid > 1) ?? g.First()))
         {
             var outcome = ProcessGroup.EndIfAlive(group, TimeSpan.FromSeconds(5));
             if (outcome == ProcessGroupOutcome.Ended)
@@ -136,15 +131,30 @@ sealed class Recovery(DeploymentStore store, ActionRegistry registry, IOperation
     static void RemoveTemporaries(JournalView view, string phase, DeploymentRoot root, TextWriter log)
     {
         foreach (var (p, path) in view.Temporaries)
+            if (p == phase && RemoveTemporary(root, path)) log.WriteLine($"removed the temporary file {path} left by the run");
+    }
+
+    /// <summary>
+    /// Removes one journaled temporary file or creation lock (never what a link there points to); false when it is gone,
+    /// or when an editor holds its lock now (a `.name.lock` another Edit-LockedFile took since: theirs, not ours).
+    /// </summary>
+    static bool RemoveTemporary(DeploymentRoot root, string path)
+    {
+        try
         {
-            if (p != phase) continue;
-            try
+            using var at = root.OpenRecorded(path);
+            if (at.Stat() is not { IsRegularFile: true }) return at.Directory.Delete(at.Name);
+            SafeFileHandle fd;
+            try { fd = at.Directory.OpenFile(at.Name); }
+            catch (SafeDeployException) { return at.Directory.Delete(at.Name); } // refused to open (another user's): the name goes all the same
+            using (fd)
             {
-                using var at = root.OpenRecorded(path);
-                if (at.Directory.Delete(at.Name)) log.WriteLine($"removed the temporary file {path} left by the run");
+                if (Native.Flock(fd, Native.LOCK_EX | Native.LOCK_NB) != 0) return false;
+                // Removed while held, and only the entry we locked: a waiter on it finds the path no longer names it.
+                return at.Stat() is { } now && now.SameFileAs(Native.Fstat(fd)) && at.Directory.Delete(at.Name);
             }
-            catch (SafeDeployException e) when (e.ErrorId is "DirectoryNotFound") { } // its directory is gone: so is the file
         }
+        catch (SafeDeployException e) when (e.ErrorId is "DirectoryNotFound") { return false; } // its directory is gone: so is the file
     }
 
     public static PhaseResult Merge(PhaseResult r, UndoOutcome u) => r with

@@ -29,6 +29,11 @@ public sealed record FileEditOptions
     public (uint Uid, uint Gid)? NewFileOwner { get; init; }
     /// <summary>Create missing parent directories (0755), as the editFile action does; removed again if the edit fails.</summary>
     public bool CreateParents { get; init; } = true;
+    /// <summary>
+    /// Told the full path of each file the edit creates beside the target before it exists (its temporary file, and the
+    /// creation lock of a new file): a deployment journals them, so recovery removes what a kill -9 left.
+    /// </summary>
+    public Action<string>? Temporary { get; init; }
     public IOperationReporter Reporter { get; init; } = NullReporter.Instance;
 }
 
@@ -58,7 +63,7 @@ public static class LockedFileEditor
                 CheckTarget(path, st);
                 var result = st is null
                     ? TryCreate(dir, name, path, transform, options, cancellationToken)
-                    : TryEditExisting(path, transform, options, cancellationToken, attempt);
+                    : TryEditExisting(dir, name, path, transform, options, cancellationToken, attempt);
                 if (result is not null) return result;
             }
         }
@@ -95,7 +100,8 @@ public static class LockedFileEditor
     }
 
     // Null: the file vanished or was replaced while we waited; the caller starts over.
-    static FileEditResult? TryEditExisting(string path, Func<string?, string> transform, FileEditOptions options, CancellationToken token, int attempt)
+    static FileEditResult? TryEditExisting(SafeDirectory dir, string name, string path, Func<string?, string> transform, FileEditOptions options,
+        CancellationToken token, int attempt)
     {
         FileLock held;
         try
@@ -112,7 +118,7 @@ public static class LockedFileEditor
             var beforeText = Decode(before);
             var after = transform(beforeText);
             if (after == beforeText) return new FileEditResult { Path = path, LockWait = held.WaitTime, PreviousContent = before };
-            AtomicFile.WriteAllText(path, after, new AtomicWriteOptions { NewFileMode = options.NewFileMode });
+            Write(dir, name, path, after, new AtomicWriteOptions { NewFileMode = options.NewFileMode, Temporary = options.Temporary });
             return new FileEditResult
             {
                 Path = path, Changed = true, Diff = TextDiff.Lines(beforeText, after), LockWait = held.WaitTime, PreviousContent = before,
@@ -123,6 +129,7 @@ public static class LockedFileEditor
     static FileEditResult? TryCreate(SafeDirectory dir, string name, string path, Func<string?, string> transform, FileEditOptions options, CancellationToken token)
     {
         var lockPath = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(path)!, $".{name}.lock");
+        options.Temporary?.Invoke(dir.FullPath($".{name}.lock")); // taking it may create it: journaled first
         using var held = FileLock.Acquire(lockPath, new LockOptions
         {
             VerifyPathIdentity = true, RecordHolder = false, Timeout = options.Timeout, Reporter = options.Reporter, Purpose = "create",
@@ -131,7 +138,7 @@ public static class LockedFileEditor
         {
             if (Native.StatAt(dir.Handle, name, followSymlinks: false) is not null) return null; // created meanwhile: lock the file itself
             var after = transform(null);
-            AtomicFile.WriteAllText(path, after, new AtomicWriteOptions { NewFileMode = options.NewFileMode, NewFileOwner = options.NewFileOwner });
+            Write(dir, name, path, after, new AtomicWriteOptions { NewFileMode = options.NewFileMode, NewFileOwner = options.NewFileOwner, Temporary = options.Temporary });
             return new FileEditResult { Path = path, Changed = true, Created = true, Diff = TextDiff.Lines("", after), LockWait = held.WaitTime };
         }
         finally
@@ -140,6 +147,10 @@ public static class LockedFileEditor
             if (held.Created && Native.UnlinkAt(dir.Handle, $".{name}.lock", directory: false) is not (0 or Native.ENOENT)) Native.UnlinkAt(dir.Handle, $".{name}.lock", directory: false);
         }
     }
+
+    // The one writer, in the directory opened before the lock was taken (the lock checked that the path still names the file).
+    static void Write(SafeDirectory dir, string name, string path, string text, AtomicWriteOptions options) =>
+        AtomicReplace.Write(dir, name, Encoding.UTF8.GetBytes(text), options, path);
 
     static void RemoveCreatedDirectories(List<string> created)
     {

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using SafeDeploy.Engine.Errors;
 using SafeDeploy.Engine.Platform;
 
@@ -80,21 +79,10 @@ internal sealed class OutboxFiles(string directory)
     }
 
     /// <summary>Writes a new file under a temporary name (O_EXCL, mode <paramref name="mode"/>), fsyncs it and renames it to <paramref name="name"/>.</summary>
-    public void WriteNew(string name, ReadOnlySpan<byte> content, uint mode)
+    public void WriteNew(string name, byte[] content, uint mode)
     {
         using var d = Open();
-        var temp = $".{name}.{Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}.tmp";
-        try
-        {
-            using (var fd = d.OpenFile(temp, SafeOpen.CreateNew | SafeOpen.Write, mode, out _))
-            {
-                Native.WriteOnce(fd, content, d.FullPath(temp));
-                Native.Fsync(fd, d.FullPath(temp));
-            }
-            d.Rename(temp, name);
-        }
-        catch { d.Delete(temp); throw; }
-        d.Fsync();
+        Files.AtomicReplace.Write(d, name, content, new Files.AtomicWriteOptions { Mode = mode, KeepOwner = false });
     }
 
     /// <summary>Writes a private scratch file (O_EXCL, 0600).</summary>

@@ -64,11 +64,21 @@ public sealed record ExternalCommand
         {
             var task = cmd.ExecuteAsync(linked.Token);
             CancellationTokenRegistration killGroup = default;
-            if (ProcessGroupToken is not null && ProcessGroup.Describe(task.ProcessId, ProcessGroupToken) is { } group)
+            if (ProcessGroupToken is not null)
             {
-                OnGroupStarted?.Invoke(group);
+                // A leader already gone (a fast command) leaves only its token: the record is written all the same.
+                var group = ProcessGroup.Describe(task.ProcessId, ProcessGroupToken) ?? new ProcessGroupRecord(task.ProcessId, 0, ProcessInfo.BootId, ProcessGroupToken);
                 // CliWrap kills only the leader; what it started would keep running (and our pipes open).
                 killGroup = linked.Token.Register(() => ProcessGroup.Kill(group));
+                try { OnGroupStarted?.Invoke(group); }
+                catch
+                {
+                    // Not journaled (a full disk): nothing may run that recovery could not find; end it before failing.
+                    ProcessGroup.Kill(group);
+                    try { await task.ConfigureAwait(false); } catch (OperationCanceledException) { }
+                    await killGroup.DisposeAsync().ConfigureAwait(false);
+                    throw;
+                }
             }
             CliWrap.CommandResult result;
             try { result = await task.ConfigureAwait(false); }

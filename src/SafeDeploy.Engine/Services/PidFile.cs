@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 using SafeDeploy.Engine.Errors;
+using SafeDeploy.Engine.Files;
 using SafeDeploy.Engine.Platform;
 
 namespace SafeDeploy.Engine.Services;
@@ -28,18 +29,8 @@ public sealed class PidFile(string path, string? root)
     /// <summary>Writes <paramref name="pid"/> atomically (0644, creating the directory).</summary>
     public void Write(int pid) => In(create: true, (dir, name) =>
     {
-        var tmp = $".{name}.{Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}.tmp";
-        using (var fd = dir.OpenFile(tmp, SafeOpen.Write | SafeOpen.CreateNew, 0x1A4, out _))
-        {
-            try
-            {
-                Native.WriteOnce(fd, Encoding.ASCII.GetBytes(pid.ToString(CultureInfo.InvariantCulture) + "\n"), dir.FullPath(tmp));
-                Native.Fsync(fd, dir.FullPath(tmp));
-            }
-            catch { dir.Delete(tmp); throw; }
-        }
-        dir.Rename(tmp, name);
-        dir.Fsync();
+        AtomicReplace.Write(dir, name, Encoding.ASCII.GetBytes(pid.ToString(CultureInfo.InvariantCulture) + "\n"),
+            new AtomicWriteOptions { Mode = 0x1A4, KeepOwner = false });
         return 0;
     });
 

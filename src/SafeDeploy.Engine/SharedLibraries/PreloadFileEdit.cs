@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 using SafeDeploy.Engine.Errors;
@@ -112,23 +111,9 @@ internal static class PreloadFileEdit
         }
     }
 
-    static void Replace(SafeDirectory dir, string name, byte[] content, FileStatus keep)
-    {
-        var tmp = $".{name}.{Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}.tmp";
-        using (var t = dir.OpenFile(tmp, SafeOpen.Write | SafeOpen.CreateNew, keep.Permissions, out _))
-        {
-            try
-            {
-                Native.WriteOnce(t, content, dir.FullPath(tmp));
-                Native.Fchmod(t, keep.Permissions, dir.FullPath(tmp));
-                Native.Fchown(t, keep.Uid, keep.Gid);
-                Native.Fsync(t, dir.FullPath(tmp));
-            }
-            catch { dir.Delete(tmp); throw; }
-        }
-        dir.Rename(tmp, name);
-        dir.Fsync();
-    }
+    // The one writer; the file's mode and owner (as locked) are kept.
+    static void Replace(SafeDirectory dir, string name, byte[] content, FileStatus keep) =>
+        AtomicReplace.Write(dir, name, content, new AtomicWriteOptions { Mode = keep.Permissions });
 
     // RandomAccess: no FileStream (it would own the descriptor, releasing our flock on dispose, and take .NET's own lock).
     static byte[] ReadAll(SafeFileHandle fd)
