@@ -59,16 +59,21 @@ public class OrphanTests
             {
                 Assert.True(Until(() => Size(tick) > 0, TimeSpan.FromMinutes(2)), "the phase command never ran: " + deployer.StdErrSoFar);
                 // The kill point that matters: the command runs and its group is journaled.
-                Assert.True(Until(() => Groups(box).Count > 0, TimeSpan.FromSeconds(30)), "no process group journaled");
+                Assert.True(Until(() => Groups(box).Count >= 2, TimeSpan.FromSeconds(30)), "no pgid record journaled after the start");
                 deployer.Signal(9);
                 var died = deployer.Wait(TimeSpan.FromSeconds(30));
                 Assert.Equal(137, died.ExitCode);
             }
 
-            // The journal holds the command's group (its token, before the start); the command outlived its deployer.
+            // The journal holds the command's group: its token before the start, its pgid and start time right after it;
+            // the command outlived its deployer.
             var journal = Journal(box);
             groups.AddRange(Groups(box));
-            var started = Assert.Single(groups);
+            Assert.Equal(2, groups.Count);
+            Assert.Equal(0, groups[0].Pgid);
+            var started = groups[1];
+            Assert.Equal(groups[0].Token, started.Token);
+            Assert.True(started.Pgid > 1 && started.StartTicks == ProcessGroup.StartTicks(started.Pgid), $"pgid record {started}");
             Assert.NotEmpty(ProcessGroup.Members(started));
             var before = Size(tick);
             Assert.True(Until(() => Size(tick) > before, TimeSpan.FromSeconds(10)), "the orphaned command stopped by itself");
@@ -102,6 +107,58 @@ public class OrphanTests
         {
             try { stranger.Kill(); } catch (InvalidOperationException) { }
             // A failed run of this test must not leave the ticker behind (it is found by its journaled token).
+            foreach (var g in groups) ProcessGroup.EndIfAlive(g, TimeSpan.FromSeconds(1));
+        }
+    }
+
+    [Fact]
+    public void ACommandThatDropsItsToken_IsStillEnded_ByItsJournaledPgidAndStartTime()
+    {
+        // env -i: the group's leader (the same pid through each exec) and its children no longer carry the token.
+        const string tokenless = """
+            name: orphan
+            phases:
+              - name: precheck
+                checks:
+                  - commandExists: sh
+              - name: ticker
+                dependsOn: precheck
+                run:
+                  command: 'exec env -i PATH=/usr/bin:/bin TICK="$SAFEDEPLOY_ROOT/var/tick" sh -c ''while :; do echo x >> "$TICK"; sleep 0.1; done'''
+                  timeout: 10m
+            """;
+        using var box = new Sandbox();
+        Directory.CreateDirectory(box.InRoot("/var"));
+        var manifest = box.Write("deploy.yaml", tokenless);
+        var tick = box.InRoot("/var/tick");
+        var invoke = $"Invoke-SafeDeploy '{manifest}' -Root '{box.Root}' -StateDirectory '{box.State}'";
+        var groups = new List<ProcessGroupRecord>();
+        try
+        {
+            using (var deployer = HostProcess.Start(invoke))
+            {
+                Assert.True(Until(() => Size(tick) > 0, TimeSpan.FromMinutes(2)), "the phase command never ran: " + deployer.StdErrSoFar);
+                Assert.True(Until(() => Groups(box).Count >= 2, TimeSpan.FromSeconds(30)), "no pgid record journaled after the start");
+                deployer.Signal(9);
+                Assert.Equal(137, deployer.Wait(TimeSpan.FromSeconds(30)).ExitCode);
+            }
+            groups.AddRange(Groups(box));
+            var tokenOnly = Assert.Single(groups, g => g.Pgid == 0);
+            Assert.Empty(ProcessGroup.Members(tokenOnly)); // the token alone finds nothing
+            var pgid = Assert.Single(groups, g => g.Pgid > 1);
+            Assert.NotEmpty(ProcessGroup.Members(pgid));
+
+            using var ps = new PsSession();
+            var next = ps.Run(invoke + " -Phase precheck");
+            Assert.True(next.AllErrors.Count() == 0, next.Describe());
+            Assert.Contains(next.Warnings, w => w.Contains("Ended the processes"));
+            Assert.Empty(ProcessGroup.Members(pgid));
+            var final = Size(tick);
+            Thread.Sleep(500);
+            Assert.Equal(final, Size(tick));
+        }
+        finally
+        {
             foreach (var g in groups) ProcessGroup.EndIfAlive(g, TimeSpan.FromSeconds(1));
         }
     }
