@@ -23,7 +23,7 @@ public sealed record AtomicWriteOptions
 
 /// <summary>
 /// The one atomic-write helper: a temporary file created O_EXCL|O_NOFOLLOW in the target's directory (opened once by
-/// <see cref="SafeOpener"/>, then only *at() calls on it), written, fsynced (checked), given the target's mode and owner,
+/// <see cref="SafePath"/>, then only *at() calls on it), written, fsynced (checked), given the target's mode and owner,
 /// renamed over the target, and the directory fsynced (checked). Readers see the old bytes or the new, never a mix;
 /// any failure before the rename leaves the old file and no temporary file.
 /// </summary>
@@ -47,7 +47,7 @@ public static class AtomicFile
     {
         options ??= new AtomicWriteOptions();
         path = System.IO.Path.GetFullPath(path);
-        var dir = SafeOpener.OpenParent(path, out var name, options.CreateParents, options.DirectoryMode, options.CreatedDirectories);
+        var dir = SafePath.OpenParent(path, out var name, options.CreateParents, options.DirectoryMode, options.CreatedDirectories);
         try
         {
             var existing = Native.StatAt(dir.Handle, name, followSymlinks: false);
@@ -67,9 +67,9 @@ public static class AtomicFile
     {
         options ??= new AtomicWriteOptions();
         target = System.IO.Path.GetFullPath(target);
-        using var fromDir = SafeOpener.OpenParent(tempPath, out var tempName);
-        using var toDir = SafeOpener.OpenParent(target, out var name);
-        using (var fd = SafeOpener.OpenFile(fromDir, tempName, Native.O_RDONLY, create: false, 0, out _, out _)
+        using var fromDir = SafePath.OpenParent(tempPath, out var tempName);
+        using var toDir = SafePath.OpenParent(target, out var name);
+        using (var fd = fromDir.TryOpenHere(tempName, SafeOpen.Read, 0, out _)
                         ?? throw IoErrors.From(Native.ENOENT, tempPath, "open"))
         {
             ApplyModeAndOwner(fd, toDir, name, tempPath, options);
