@@ -127,6 +127,18 @@ public sealed class DeploymentEngine
         var recovery = new Recovery(Store, Registry, reporter, scriptInvoker);
         var recovered = recovery.RecoverIncomplete(name);
         history = Store.History(name);
+        // An undo whose process died part-way (or whose journal write failed) was just finished by the recovery: that was this undo.
+        if (history.LastOrDefault(h => recovered.Contains(h.Id) && h.Status == "Undone" && (id is null || h.Id == id)
+                                       && (root is null || h.Root == root.Path)) is { } finished)
+        {
+            reporter.Warning($"Run '{finished.Id}' of '{name}' was being undone when that undo stopped; its undo is now finished.");
+            return new DeployResult
+            {
+                Name = name, Id = finished.Id, Status = "Undone", Generation = history.LastOrDefault(h => h.Status == "Succeeded" && h.Root == finished.Root)?.Generation ?? 0,
+                Started = finished.Started, RecoveredRuns = recovered, JournalPath = finished.JournalPath,
+                LogDirectory = Path.Combine(Store.RunDirectory(name, finished.Id), "logs"),
+            };
+        }
         var rootPath = id is not null && history.FirstOrDefault(h => h.Id == id) is { } chosen ? chosen.Root : root?.Path;
         var latest = history.LastOrDefault(h => Standing(h) && (rootPath is null && root is null && id is null || h.Root == rootPath));
         if (latest is null && id is null)
