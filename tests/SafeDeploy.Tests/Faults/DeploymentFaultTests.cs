@@ -310,7 +310,10 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
                 var r = ResultLine(later, $"retry-{n}");
                 if (r is null) continue;
                 var tree = Snapshot(dir) == old ? "restored" : Snapshot(dir) == expectedNew ? "new" : "mixed";
-                if (StatusOf(r) != "Undone") retryProblems.Add($"undo-{n}: the later undo did not succeed (the tree is {tree}): {r}");
+                // The failed call came after the undo's end record was written (its fsync): the undo was done, and a
+                // later undo rightly finds nothing left, on a restored tree.
+                if (tree == "restored" && r.Contains("NothingToUndo", StringComparison.Ordinal)) { }
+                else if (StatusOf(r) != "Undone") retryProblems.Add($"undo-{n}: the later undo did not succeed (the tree is {tree}): {r}");
                 else if (Snapshot(dir) != old) retryProblems.Add($"undo-{n}: the later undo did not restore the old tree:\n{Snapshot(dir)}");
                 if (Temporaries(dir).Count > 0) retryProblems.Add($"undo-{n}: temporary files left after the later undo");
             }
