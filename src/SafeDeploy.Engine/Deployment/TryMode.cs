@@ -37,6 +37,9 @@ public static class TryMode
             ["NAME"] = result.Name, ["ID"] = result.Id, ["SECONDS"] = seconds.ToString(CultureInfo.InvariantCulture), ["MARKER"] = marker,
             ["OUTCOME"] = outcome, ["MODULE"] = launch.ModuleManifest, ["STATE"] = launch.StateDirectoryBase ?? "",
         });
+        // A safedeploy host that is not the one-file build finds its module through SAFEDEPLOY_MODULE (a fleet host gets it so, its
+        // module staged beside the host): the watchdog imports the deployer's own module, not whatever it would find by itself.
+        if (Path.IsPathRooted(launch.ModuleManifest)) env = env.With([new KeyValuePair<string, string?>("SAFEDEPLOY_MODULE", launch.ModuleManifest)]);
         using (var journal = Journal.Append(result.JournalPath!))
             journal.Write("try", new JsonObject
             {
