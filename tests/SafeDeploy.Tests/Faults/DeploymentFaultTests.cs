@@ -340,4 +340,92 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
         Assert.Empty(problems);
         Assert.Empty(retryProblems);
     }
+
+    /// <summary>A deployment killed between a temporary file's fsync and its rename (its second replacement): a journal left open.</summary>
+    void Crash(string dir)
+    {
+        var o = HostProcess.Run(Deploy(dir), new Dictionary<string, string?> { [Engine.Actions.RootedFiles.CrashBeforeRenameVariable] = "2" },
+            timeout: TimeSpan.FromMinutes(2));
+        Assert.True(o.ExitCode == 137, "the deployment was to kill itself before its second rename:\n" + o);
+    }
+
+    static string? EndStatus(string dir) =>
+        Directory.GetFiles(Path.Combine(dir, "state", "state", "deployments", "sweep"), "*.journal")
+            .Select(Engine.Deployment.JournalView.Load).Single().EndStatus;
+
+    [Fact]
+    public void EveryIoCallOfARecovery_FailingOnce_NeverClaimsARollbackItDidNotMake_AndALaterRunFinishesIt()
+    {
+        // 0. A crashed deployment to recover; Undo-SafeDeploy on it is the recovery alone (no run stood before, so
+        //    after recovering it finds nothing to undo).
+        var countDir = Arrange("count");
+        var old = Snapshot(countDir);
+        Crash(countDir);
+        Assert.NotEqual(old, Snapshot(countDir, withTemporaries: true));
+        var counting = RunHost(Attempt(countDir, 0, false, Undo(countDir), "count"));
+        var line = ResultLine(counting.Outcome, "count");
+        Assert.True(line is not null && line.Contains("NothingToUndo", StringComparison.Ordinal), counting.Outcome.ToString());
+        Assert.Equal(old, Snapshot(countDir));
+        Assert.Equal("RolledBack", EndStatus(countDir));
+        int calls = Assert.Single(counting.Segments).Calls.Count;
+        Assert.True(calls >= 10, $"only {calls} calls counted:\n{counting.Log}");
+        output.WriteLine($"recovery: {calls} I/O calls: " +
+            string.Join(", ", counting.Segments[0].Calls.GroupBy(c => c.Syscall).Select(g => $"{g.Key} x{g.Count()}")));
+
+        // 1. One crashed deployment per call (four at a time: each is its own process, killed by its own hook).
+        var attempts = Enumerable.Range(1, calls).Select(n => (N: n, Dir: Arrange($"recover-{n}"))).ToList();
+        Parallel.ForEach(attempts, new ParallelOptions { MaxDegreeOfParallelism = 4 }, a => Crash(a.Dir));
+
+        // 2. Sweep the recovery.
+        var script = new StringBuilder();
+        foreach (var (n, dir) in attempts) script.Append(Attempt(dir, n, false, Undo(dir), $"recover-{n}"));
+        var sweep = RunHost(script.ToString(), timeout: TimeSpan.FromMinutes(4));
+        Assert.True(attempts.Count == sweep.Segments.Count, $"{sweep.Segments.Count} segments for {attempts.Count} attempts\n{sweep.Outcome}");
+        var problems = new List<string>();
+        int recovered = 0, stopped = 0;
+        for (int i = 0; i < attempts.Count; i++)
+        {
+            var (n, dir) = attempts[i];
+            var injected = sweep.Segments[i].Injected;
+            var result = ResultLine(sweep.Outcome, $"recover-{n}");
+            if (injected is null || injected.Index != n) { problems.Add($"recover-{n}: call {n} was never reached"); continue; }
+            var what = $"recover-{n} ({injected.Syscall} {injected.Path.Replace(dir, "<dir>")})";
+            if (result is null) { problems.Add($"{what}: no result line"); continue; }
+            var end = EndStatus(dir);
+            if (end == "RolledBack")
+            {
+                recovered++;
+                if (Snapshot(dir) != old) problems.Add($"{what}: the journal says RolledBack but the sandbox is not the old one:\n{Snapshot(dir)}");
+            }
+            else
+            {
+                stopped++;
+                if (end is not (null or "RollbackFailed")) problems.Add($"{what}: the journal ends {end}");
+                if (!NamesCause(result, FaultInjector.EIO)) problems.Add($"{what}: the error does not name the cause: {result}");
+            }
+        }
+        output.WriteLine($"recovery sweep: {attempts.Count} attempts (one EIO each), {recovered} recovered, {stopped} stopped (journal left for the next run); {problems.Count} problems");
+        foreach (var p in problems) output.WriteLine("  " + p);
+
+        // 3. With the disk healthy again, the deployment in every directory recovers what is left, then succeeds.
+        script.Clear();
+        foreach (var (n, dir) in attempts) script.Append(Attempt(dir, 0, false, Deploy(dir), $"retry-{n}"));
+        var retry = RunPlain(script.ToString(), timeout: TimeSpan.FromMinutes(4));
+        var refDir = Arrange("expected");
+        var reference = RunPlain(Attempt(refDir, 0, false, Deploy(refDir), "expected"));
+        Assert.True(StatusOf(ResultLine(reference, "expected") ?? "RESULT x NONE") == "Succeeded", reference.ToString());
+        var expected = Snapshot(refDir);
+        var retryProblems = new List<string>();
+        foreach (var (n, dir) in attempts)
+        {
+            var r = ResultLine(retry, $"retry-{n}");
+            if (r is null || StatusOf(r) != "Succeeded") retryProblems.Add($"recover-{n}: the later run did not succeed: {r}");
+            else if (Snapshot(dir) != expected) retryProblems.Add($"recover-{n}: the later run succeeded but the sandbox is not the new one:\n{Snapshot(dir)}");
+            if (Temporaries(dir).Count > 0) retryProblems.Add($"recover-{n}: temporary files left after the later run: {string.Join(", ", Temporaries(dir))}");
+        }
+        output.WriteLine($"later runs: {attempts.Count - retryProblems.Count} of {attempts.Count} ended right");
+        foreach (var p in retryProblems) output.WriteLine("  " + p);
+        Assert.Empty(problems);
+        Assert.Empty(retryProblems);
+    }
 }
