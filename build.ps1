@@ -51,7 +51,7 @@ function New-SingleFileHost([string] $Stage, [string] $Rid) {
     Compress-Archive -Path (Join-Path $Stage '*') -DestinationPath $zip
     $out = Join-Path $PSScriptRoot "out/safedeploy/$Rid"
     dotnet publish src/SafeDeploy.Host -c Release -r $Rid --self-contained true -p:PublishSingleFile=true `
-        -p:IncludeNativeLibrariesForSelfExtract=true "-p:EmbedModuleZip=$zip" -o $out | Out-Host
+        -p:IncludeNativeLibrariesForSelfExtract=true -p:PublishReadyToRunComposite=false "-p:EmbedModuleZip=$zip" -o $out | Out-Host
     if ($LASTEXITCODE) { throw "dotnet publish of the single-file host for $Rid failed ($LASTEXITCODE)" }
     Get-ChildItem $out -Exclude safedeploy | Remove-Item -Recurse -Force
     Get-Item (Join-Path $out 'safedeploy')

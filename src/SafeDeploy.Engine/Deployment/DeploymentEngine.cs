@@ -58,7 +58,7 @@ public sealed class DeploymentEngine
         var recovered = recovery.RecoverIncomplete(manifest.Name);
         foreach (var r in recovered) reporter.Warning($"Rolled back run '{r}' of '{manifest.Name}', whose process had died, before deploying.");
         var history = Store.History(manifest.Name, plan.Root);
-        RefuseWhileTryPending(manifest.Name, history);
+        TryMode.RefuseIfOpen(Store, manifest.Name, plan.Root.Path);
 
         int previousGeneration = CurrentGeneration(history);
         int generation = NextGeneration(history);
@@ -127,6 +127,18 @@ public sealed class DeploymentEngine
         var recovery = new Recovery(Store, Registry, reporter, scriptInvoker);
         var recovered = recovery.RecoverIncomplete(name);
         history = Store.History(name);
+        // An undo whose process died part-way (or whose journal write failed) was just finished by the recovery: that was this undo.
+        if (history.LastOrDefault(h => recovered.Contains(h.Id) && h.Status == "Undone" && (id is null || h.Id == id)
+                                       && (root is null || h.Root == root.Path)) is { } finished)
+        {
+            reporter.Warning($"Run '{finished.Id}' of '{name}' was being undone when that undo stopped; its undo is now finished.");
+            return new DeployResult
+            {
+                Name = name, Id = finished.Id, Status = "Undone", Generation = history.LastOrDefault(h => h.Status == "Succeeded" && h.Root == finished.Root)?.Generation ?? 0,
+                Started = finished.Started, RecoveredRuns = recovered, JournalPath = finished.JournalPath,
+                LogDirectory = Path.Combine(Store.RunDirectory(name, finished.Id), "logs"),
+            };
+        }
         var rootPath = id is not null && history.FirstOrDefault(h => h.Id == id) is { } chosen ? chosen.Root : root?.Path;
         var latest = history.LastOrDefault(h => Standing(h) && (rootPath is null && root is null && id is null || h.Root == rootPath));
         if (latest is null && id is null)
@@ -178,16 +190,6 @@ public sealed class DeploymentEngine
     /// <summary>The number a new run gets: one more than any run that ever stood (runs rolled back have none of their own).</summary>
     static int NextGeneration(IReadOnlyList<DeployHistoryEntry> history) =>
         history.Select(h => h.Generation).DefaultIfEmpty(0).Max() + 1;
-
-    /// <summary>A try-mode run waiting for Confirm-SafeDeploy must be confirmed or undone before anything is deployed on top.</summary>
-    void RefuseWhileTryPending(string name, IReadOnlyList<DeployHistoryEntry> history)
-    {
-        var open = history.LastOrDefault(h => h.Status == "Succeeded" && h.RollbackAt is not null && !h.Confirmed && !File.Exists(Store.ConfirmMarker(name, h.Id)));
-        if (open is not null)
-            throw new SafeDeployException("TryPending", ErrorKind.ResourceBusy, name,
-                $"Run '{open.Id}' of '{name}' is a try-mode run waiting for confirmation (its watchdog rolls it back at {open.RollbackAt:u}); a new deployment on top would leave that rollback nothing to undo.",
-                $"Keep it with Confirm-SafeDeploy -Name {name}, or roll it back with Undo-SafeDeploy -Name {name}, then deploy again.");
-    }
 
     FileLock AcquireDeploymentLock(string name, string lockName, TimeSpan? timeout, IOperationReporter reporter, CancellationToken token)
     {

@@ -37,6 +37,9 @@ public static class TryMode
             ["NAME"] = result.Name, ["ID"] = result.Id, ["SECONDS"] = seconds.ToString(CultureInfo.InvariantCulture), ["MARKER"] = marker,
             ["OUTCOME"] = outcome, ["MODULE"] = launch.ModuleManifest, ["STATE"] = launch.StateDirectoryBase ?? "",
         });
+        // A safedeploy host that is not the one-file build finds its module through SAFEDEPLOY_MODULE (a fleet host gets it so, its
+        // module staged beside the host): the watchdog imports the deployer's own module, not whatever it would find by itself.
+        if (Path.IsPathRooted(launch.ModuleManifest)) env = env.With([new KeyValuePair<string, string?>("SAFEDEPLOY_MODULE", launch.ModuleManifest)]);
         using (var journal = Journal.Append(result.JournalPath!))
             journal.Write("try", new JsonObject
             {
@@ -87,7 +90,7 @@ public static class TryMode
         store.History(name).LastOrDefault(h => h.RollbackAt is not null && !h.Confirmed && h.Status is not ("Undone" or "RolledBack" or "Incomplete") && SameRoot(h.Root, root)
                                                && !File.Exists(store.ConfirmMarker(name, h.Id)));
 
-    /// <summary>Throws TryModeOpen when a try-mode run of the name is still unconfirmed (call under the deployment's lock).</summary>
+    /// <summary>Throws TryPending when a try-mode run of the name is still unconfirmed (call under the deployment's lock).</summary>
     public static void RefuseIfOpen(DeploymentStore store, string name, string? root)
     {
         if (OpenTry(store, name, root) is not { } open) return;
@@ -98,7 +101,7 @@ public static class TryMode
             WatchdogState.Lost => $"its watchdog is gone ({outcome.Message})",
             _ => $"it rolls back at {open.RollbackAt:u} unless confirmed",
         };
-        throw new SafeDeployException("TryModeOpen", ErrorKind.ResourceBusy, name,
+        throw new SafeDeployException("TryPending", ErrorKind.ResourceBusy, name,
             $"Deployment '{name}' has an unconfirmed try-mode run '{open.Id}': {state}. A new deployment on top of it would leave the watchdog nothing it can undo.",
             $"Keep it with Confirm-SafeDeploy -Name {name}, or undo it with Undo-SafeDeploy -Name {name}, then deploy again.");
     }
@@ -128,7 +131,9 @@ public static class TryMode
         using var held = FileLock.Acquire(store.State.LockPath(lockName), new LockOptions { Purpose = $"confirm {name}", Reporter = reporter }, token);
         var now = store.Summarize(pending.JournalPath);
         RecordOutcome(store, name, now.Id); // a watchdog that already failed to roll back says so in the journal, before the confirmation
-        if (now.Status != "Succeeded")
+        // A run whose watchdog could not roll it back stands in part: confirming keeps it as it is, on purpose.
+        bool rollbackFailed = now.Status == "RollbackFailed" && Outcome(store, name, now.Id)?.State == WatchdogState.RollbackFailed;
+        if (now.Status != "Succeeded" && !rollbackFailed)
             throw new SafeDeployException("TryExpired", ErrorKind.InvalidOperation, name,
                 $"Run '{now.Id}' of '{name}' is already {now.Status}: it was not confirmed before {now.RollbackAt:u}.",
                 "Deploy again (with a longer -TrySeconds) and confirm in time.");

@@ -24,7 +24,7 @@ public sealed record AtomicWriteOptions
 }
 
 /// <summary>
-/// Atomic writes by path: the target's directory opened once by <see cref="SafeOpener"/> (a trusted walk), then the one
+/// Atomic writes by path: the target's directory opened once by <see cref="SafePath"/> (a trusted walk), then the one
 /// writer, <see cref="AtomicReplace"/>, on it. Readers see the old bytes or the new, never a mix; any failure before the
 /// rename leaves the old file and no temporary file.
 /// </summary>
@@ -46,7 +46,7 @@ public static class AtomicFile
     {
         options ??= new AtomicWriteOptions();
         path = System.IO.Path.GetFullPath(path);
-        var dir = SafeOpener.OpenParent(path, out var name, options.CreateParents, options.DirectoryMode, options.CreatedDirectories);
+        var dir = SafePath.OpenParent(path, out var name, options.CreateParents, options.DirectoryMode, options.CreatedDirectories);
         try { return AtomicReplace.Begin(dir, name, options, ownsDirectory: true, display: path); }
         catch { dir.Dispose(); throw; }
     }
@@ -56,9 +56,9 @@ public static class AtomicFile
     {
         options ??= new AtomicWriteOptions();
         target = System.IO.Path.GetFullPath(target);
-        using var fromDir = SafeOpener.OpenParent(tempPath, out var tempName);
-        using var toDir = SafeOpener.OpenParent(target, out var name);
-        using (var fd = SafeOpener.OpenFile(fromDir, tempName, Native.O_RDONLY, create: false, 0, out _, out _)
+        using var fromDir = SafePath.OpenParent(tempPath, out var tempName);
+        using var toDir = SafePath.OpenParent(target, out var name);
+        using (var fd = fromDir.TryOpenHere(tempName, SafeOpen.Read, 0, out _)
                         ?? throw IoErrors.From(Native.ENOENT, tempPath, "open"))
         {
             AtomicReplace.ApplyModeAndOwner(fd, toDir, name, tempPath, options);

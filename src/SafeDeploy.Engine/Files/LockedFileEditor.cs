@@ -58,7 +58,7 @@ public static class LockedFileEditor
         {
             for (int attempt = 0; ; attempt++)
             {
-                using var dir = SafeOpener.OpenParent(path, out var name, options.CreateParents, 0x1ED, createdDirs);
+                using var dir = SafePath.OpenParent(path, out var name, options.CreateParents, 0x1ED, createdDirs);
                 var st = Native.StatAt(dir.Handle, name, followSymlinks: false);
                 CheckTarget(path, st);
                 var result = st is null
@@ -79,9 +79,9 @@ public static class LockedFileEditor
         byte[]? current = null;
         if (Directory.Exists(System.IO.Path.GetDirectoryName(path)))
         {
-            using var dir = SafeOpener.OpenParent(path, out var name);
+            using var dir = SafePath.OpenParent(path, out var name);
             CheckTarget(path, Native.StatAt(dir.Handle, name, followSymlinks: false));
-            using var fd = SafeOpener.OpenFile(dir, name, Native.O_RDONLY, create: false, 0, out _, out _);
+            using var fd = dir.TryOpenHere(name, SafeOpen.Read, 0, out _);
             current = fd is null ? null : ReadAll(fd, path);
         }
         var text = current is null ? null : Decode(current);

@@ -32,6 +32,8 @@ public sealed record RolloutOptions
     /// <summary>The longest one host's deployment (or rollback) may take.</summary>
     public TimeSpan HostTimeout { get; init; } = TimeSpan.FromMinutes(30);
     public IOperationReporter Reporter { get; init; } = NullReporter.Instance;
+    /// <summary>Opens PowerShell remoting sessions over SSH for hosts with pwsh (null: they are driven through ssh + pwsh).</summary>
+    public RemoteSessionInvoker? Sessions { get; init; }
 }
 
 /// <summary>
@@ -91,8 +93,8 @@ public sealed class FleetRollout(StateDirectory state)
         {
             var module = HostStaging.ModuleBundle(o.ModuleDirectory, o.ModuleVersion);
             var hostBundle = o.HostExecutable is null ? null : HostStaging.HostBundle(o.HostExecutable, o.ModuleVersion);
-            var staging = new HostStaging(engine, ssh, work.FullName, module, hostBundle);
-            var deployer = new HostDeployer(ssh, staging, journal.Id, o, name);
+            var staging = new HostStaging(engine.Registry, ssh, work.FullName, module, hostBundle);
+            var deployer = new HostDeployer(new RemoteRunner(ssh, o.Sessions, o.Reporter, o.HostTimeout), staging, journal.Id, o, name);
             for (int w = 0; w < waves.Count && !run.Halted && !token.IsCancellationRequested; w++)
             {
                 o.Reporter.Progress(new ProgressUpdate(activity, $"Rollout of '{name}'", $"wave {w + 1} of {waves.Count}{(w == 0 ? " (canary)" : "")}", w * 100 / waves.Count));

@@ -4,8 +4,8 @@ using SafeDeploy.Engine.Errors;
 
 namespace SafeDeploy.Engine.Fleet;
 
-/// <summary>Deploys to, and rolls back, one host: stage by hash, then the host's own engine through ssh.</summary>
-sealed class HostDeployer(SshTransport ssh, HostStaging staging, string rollout, RolloutOptions options, string name)
+/// <summary>Deploys to, and rolls back, one host: stage by hash, then the host's own engine (a remoting session, or ssh).</summary>
+sealed class HostDeployer(RemoteRunner runner, HostStaging staging, string rollout, RolloutOptions options, string name)
 {
     readonly Dictionary<string, HostStage> stages = new(StringComparer.Ordinal);
 
@@ -34,10 +34,10 @@ sealed class HostDeployer(SshTransport ssh, HostStaging staging, string rollout,
         journal.Write("host-start", new JsonObject { ["host"] = host.Name, ["batch"] = batch });
         var script = RemoteScripts.Deploy(stage.FleetDir, rollout, host, stage.ManifestPath, variables, options.TrySeconds);
         var remote = Stopwatch.StartNew();
-        var outcome = RunRemote(host, stage, script, token, out var failure);
+        var outcome = runner.Run(host, stage, rollout, script, token, out var failure);
         if (outcome is null) return Result("Failed", failure);
         options.Reporter.Verbose($"Host '{host.Name}': {outcome.Status}, generation {outcome.Generation} (run {outcome.Id}); " +
-            $"remote run {remote.ElapsedMilliseconds} ms, of which the deployment {(long)outcome.EngineTime.TotalMilliseconds} ms.");
+            $"remote run {remote.ElapsedMilliseconds} ms ({(outcome.Via == "remoting" ? "PowerShell remoting session" : "ssh")}), of which the deployment {(long)outcome.EngineTime.TotalMilliseconds} ms.");
         return outcome.Status switch
         {
             "Succeeded" => Result("Succeeded", null, outcome),
@@ -64,25 +64,16 @@ sealed class HostDeployer(SshTransport ssh, HostStaging staging, string rollout,
             return deployed with { Status = "RollbackFailed", Error = $"Could not reach the host to roll it back: {e.Message}", Duration = clock.Elapsed, Resumed = false };
         }
         journal.Write("rollback-host-start", new JsonObject { ["host"] = host.Name });
-        var outcome = RunRemote(host, stage, RemoteScripts.RollBack(stage.FleetDir, rollout, host, name), token, out var failure);
+        var outcome = runner.Run(host, stage, rollout, RemoteScripts.RollBack(stage.FleetDir, rollout, host, name), token, out var failure);
         if (outcome?.Status == "NotDeployed") return null;
+        if (outcome is not null)
+            options.Reporter.Verbose($"Host '{host.Name}': rollback {outcome.Status}, generation {outcome.Generation} in {clock.ElapsedMilliseconds} ms " +
+                $"({(outcome.Via == "remoting" ? "PowerShell remoting session" : "ssh")}).");
         var ok = outcome?.Status == "Undone";
         return deployed with
         {
             Status = ok ? "RolledBack" : "RollbackFailed", Generation = ok ? outcome!.Generation : deployed.Generation,
             Error = ok ? deployed.Error : outcome?.Error ?? failure, Duration = clock.Elapsed, Resumed = false,
         };
-    }
-
-    RemoteOutcome? RunRemote(FleetHost host, HostStage stage, string script, CancellationToken token, out string? failure)
-    {
-        var (command, input) = RemoteScripts.Runner(stage.FleetDir, rollout, host.Name, stage.Pwsh, stage.Module, stage.HostBundle, script);
-        var r = ssh.Run(host, command, input, options.HostTimeout, token, line => options.Reporter.Verbose($"[{host.Name}] {line}"));
-        var outcome = RemoteScripts.Parse(r.StandardOutput);
-        failure = outcome is not null ? null
-            : r.TimedOut ? $"Host '{host.Name}' did not finish within {options.HostTimeout}; its own journal rolls the run back if its process died."
-            : $"Host '{host.Name}' reported no result ({(SshTransport.IsConnectionFailure(r) ? "the connection was lost" : "exit " + r.ExitCode)}): " +
-              string.Join(" ", (r.StandardError + r.StandardOutput).Trim().Split('\n').TakeLast(5));
-        return outcome;
     }
 }

@@ -6,13 +6,14 @@ using SafeDeploy.Engine.Errors;
 namespace SafeDeploy.Engine.Fleet;
 
 /// <summary>What a host needs before it can change: its fleet folder, the runtime it runs, and its staged manifest.</summary>
-public sealed record HostStage(string FleetDir, string? Pwsh, StagedBundle Module, StagedBundle? HostBundle, StagedBundle Payload, string ManifestPath);
+/// <remarks><see cref="Payload"/> is null (and <see cref="ManifestPath"/> empty) when only the runtime was staged (Confirm, Undo).</remarks>
+public sealed record HostStage(string FleetDir, string? Pwsh, StagedBundle Module, StagedBundle? HostBundle, StagedBundle? Payload, string ManifestPath);
 
 /// <summary>
 /// Builds the bundles of a rollout (module, one-file host, per-host payload) and stages them to a host by hash:
 /// one probe, one scp of whatever is missing, one unpack that checks every sum.
 /// </summary>
-public sealed class HostStaging(DeploymentEngine engine, SshTransport ssh, string workDir, StagedBundle module, StagedBundle? hostBundle)
+public sealed class HostStaging(ActionRegistry registry, SshTransport ssh, string workDir, StagedBundle module, StagedBundle? hostBundle)
 {
     public const string ModulePrefix = "module-";
     static readonly TimeSpan probeTimeout = TimeSpan.FromSeconds(60), copyTimeout = TimeSpan.FromMinutes(10);
@@ -47,7 +48,7 @@ public sealed class HostStaging(DeploymentEngine engine, SshTransport ssh, strin
     public StagedBundle Payload(string manifestPath, FleetHost host, IReadOnlyDictionary<string, string> variables)
     {
         var manifestDir = Path.GetDirectoryName(manifestPath)!;
-        var manifest = new ManifestParser(engine.Registry).ParseFile(manifestPath, variables, DeploymentRoot.From(host.Root)).GetOrThrow(manifestPath);
+        var manifest = new ManifestParser(registry).ParseFile(manifestPath, variables, DeploymentRoot.From(host.Root)).GetOrThrow(manifestPath);
         var files = new List<string> { Path.GetFileName(manifestPath) };
         foreach (var item in manifest.Phases.Select(p => p.Action).OfType<InstallAction>().SelectMany(a => a.Items))
         {
@@ -59,10 +60,14 @@ public sealed class HostStaging(DeploymentEngine engine, SshTransport ssh, strin
         return StagedBundle.Create("payload", "", manifestDir, files);
     }
 
+    /// <summary>Probes the host and uploads the runtime it lacks (no manifest: for Confirm and Undo across hosts).</summary>
+    public HostStage StageRuntime(FleetHost host, CancellationToken token) => Stage(host, null, "", token);
+
     /// <summary>Probes the host and uploads what it lacks; throws (the host counts as Unreachable) when it cannot.</summary>
-    public HostStage Stage(FleetHost host, StagedBundle payload, string manifestName, CancellationToken token)
+    public HostStage Stage(FleetHost host, StagedBundle? payload, string manifestName, CancellationToken token)
     {
-        var bundles = new[] { module, payload }.Concat(hostBundle is null ? [] : [hostBundle]).ToList();
+        var own = payload is null ? new[] { module } : [module, payload];
+        var bundles = own.Concat(hostBundle is null ? [] : [hostBundle]).ToList();
         var probe = ssh.Run(host, RemoteScripts.Probe(host, bundles), null, probeTimeout, token);
         if (!probe.Succeeded) throw Unreachable(host, "probing it", probe);
         var lines = probe.StandardOutput.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
@@ -75,7 +80,7 @@ public sealed class HostStaging(DeploymentEngine engine, SshTransport ssh, strin
             throw new SafeDeployException("HostHasNoPowerShell", ErrorKind.NotInstalled, host.Name,
                 $"Host '{host.Name}' has no pwsh on its PATH and no safedeploy host was given to upload.",
                 "Install pwsh there, or pass -HostExecutable with the one-file safedeploy (build.ps1 -Task Package).");
-        var needed = new[] { module, payload }.Concat(usePwsh ? [] : [hostBundle!]).Where(b => !have.Contains(b.Name)).ToList();
+        var needed = own.Concat(usePwsh ? [] : [hostBundle!]).Where(b => !have.Contains(b.Name)).ToList();
         if (needed.Count > 0)
         {
             var tars = needed.Select(b => (Bundle: b, Tar: b.Tar(workDir, token))).ToList();
@@ -88,7 +93,7 @@ public sealed class HostStaging(DeploymentEngine engine, SshTransport ssh, strin
             if (!unpack.Succeeded) throw Unreachable(host, "unpacking and hash-checking " + string.Join(", ", needed.Select(b => b.Name)), unpack);
         }
         return new HostStage(fleetDir, usePwsh ? pwsh : null, module, usePwsh ? null : hostBundle, payload,
-            $"{fleetDir}/{payload.RemoteDir}/{payload.Files[payload.Files.Count > 0 ? IndexOfManifest(payload, manifestName) : 0]}");
+            payload is null ? "" : $"{fleetDir}/{payload.RemoteDir}/{payload.Files[payload.Files.Count > 0 ? IndexOfManifest(payload, manifestName) : 0]}");
     }
 
     static int IndexOfManifest(StagedBundle payload, string manifestFile) => Math.Max(0, payload.Files.ToList().IndexOf(manifestFile));

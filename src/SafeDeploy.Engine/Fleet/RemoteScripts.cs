@@ -4,7 +4,8 @@ using System.Text;
 namespace SafeDeploy.Engine.Fleet;
 
 /// <summary>What a host's SafeDeploy reported on its result line.</summary>
-public sealed record RemoteOutcome(string Status, int Generation, string? Id, string? Error, DateTimeOffset? RollbackAt, TimeSpan EngineTime);
+/// <remarks><see cref="Via"/> is "remoting" when the script ran in a PowerShell remoting session ($PSSenderInfo set), else "ssh".</remarks>
+public sealed record RemoteOutcome(string Status, int Generation, string? Id, string? Error, DateTimeOffset? RollbackAt, TimeSpan EngineTime, string Via = "ssh");
 
 /// <summary>
 /// The text run on a host: POSIX shell for probing and unpacking, PowerShell for the engine itself (the same cmdlets,
@@ -51,12 +52,13 @@ public static class RemoteScripts
         return sb.ToString();
     }
 
-    /// <summary>The shell line that runs <paramref name="script"/> in the host's PowerShell, under the rollout's per-host lock.</summary>
-    public static (string Command, string? Input) Runner(string fleetDir, string rollout, string hostName, string? pwsh, StagedBundle module,
+    /// <summary>The shell line that runs <paramref name="script"/> in the host's PowerShell, under the rollout's per-host lock (none without a rollout).</summary>
+    public static (string Command, string? Input) Runner(string fleetDir, string? rollout, string hostName, string? pwsh, StagedBundle module,
         StagedBundle? host, string script)
     {
         var lockFile = SshTransport.Quote($"{fleetDir}/rollouts/{rollout}/{hostName}.lock");
-        var prep = $"umask 077; mkdir -p {SshTransport.Quote($"{fleetDir}/rollouts/{rollout}")} && exec flock {lockFile} ";
+        var prep = rollout is null ? "umask 077; exec "
+            : $"umask 077; mkdir -p {SshTransport.Quote($"{fleetDir}/rollouts/{rollout}")} && exec flock {lockFile} ";
         if (pwsh is { Length: > 0 } && host is null)
         {
             var full = $"Import-Module {Ps($"{fleetDir}/{module.RemoteDir}/SafeDeploy.psd1")}\n" + script;
@@ -65,6 +67,20 @@ public static class RemoteScripts
         }
         var exe = SshTransport.Quote($"{fleetDir}/{host!.RemoteDir}/safedeploy");
         return (prep + $"env SAFEDEPLOY_MODULE={SshTransport.Quote($"{fleetDir}/{module.RemoteDir}/SafeDeploy.psd1")} POWERSHELL_TELEMETRY_OPTOUT=1 {exe} -NoProfile -Command -", script);
+    }
+
+    /// <summary>
+    /// The same for a PowerShell remoting session: import the staged module, then run <paramref name="script"/> holding the
+    /// rollout's per-host lock (the file flock(1) takes on the ssh path; Invoke-WithLock is flock(2) too, so both exclude each other).
+    /// </summary>
+    public static string SessionScript(string fleetDir, string? rollout, string hostName, StagedBundle module, string script, TimeSpan lockTimeout)
+    {
+        var sb = new StringBuilder($"Import-Module {Ps($"{fleetDir}/{module.RemoteDir}/SafeDeploy.psd1")} -ErrorAction Stop\n");
+        if (rollout is null) return sb.Append(script).ToString();
+        var dir = $"{fleetDir}/rollouts/{rollout}";
+        sb.Append($"$null = [IO.Directory]::CreateDirectory({Ps(dir)}, [IO.UnixFileMode]'UserRead, UserWrite, UserExecute')\n");
+        sb.Append($"Invoke-WithLock -Path {Ps($"{dir}/{hostName}.lock")} -TimeoutSec {(long)lockTimeout.TotalSeconds} -ScriptBlock {{\n{script}\n}}\n");
+        return sb.ToString();
     }
 
     /// <summary>Deploys the staged manifest once for this rollout: a second call (after a controller died) reports the first one's result.</summary>
@@ -106,15 +122,37 @@ public static class RemoteScripts
         return sb.ToString();
     }
 
+    /// <summary>Confirms the latest try-mode run of <paramref name="name"/> on the host (Confirm-SafeDeploy there).</summary>
+    public static string Confirm(FleetHost host, string name) => Maintenance(host, name, "Confirm-SafeDeploy", false);
+
+    /// <summary>Undoes the latest run of <paramref name="name"/> standing on the host, under the host's -Root (Undo-SafeDeploy there).</summary>
+    public static string Undo(FleetHost host, string name) => Maintenance(host, name, "Undo-SafeDeploy", true);
+
+    static string Maintenance(FleetHost host, string name, string cmdlet, bool withRoot)
+    {
+        var sb = new StringBuilder(Functions);
+        sb.Append($"$p = @{{ Name = {Ps(name)}; Confirm = $false; ErrorAction = 'SilentlyContinue'; ErrorVariable = 'failed' }}\n");
+        if (host.StateDirectory is { } s) sb.Append($"$p.StateDirectory = {Ps(s)}\n");
+        if (withRoot && host.Root is { } root) sb.Append($"$p.Root = {Ps(root)}\n");
+        sb.Append($"try {{ $r = @({cmdlet} @p)[-1] }} catch {{ $r = $null; $failed = @($_) }}\n");
+        sb.Append("$why = ($failed | ForEach-Object { $_.FullyQualifiedErrorId + ': ' + $_ }) -join '; '\n");
+        sb.Append("if ($null -eq $r) { Result 'Error' 0 '' $why $null; return }\n");
+        sb.Append("Result $r.Status $r.Generation $r.Id ($(if ($r.Error) { $r.Error } else { $why })) $r.RollbackAt $r.Duration\n");
+        return sb.ToString();
+    }
+
     static string Prelude(string fleetDir, string rollout, FleetHost host) =>
+        Functions + $"$done = {Ps($"{fleetDir}/rollouts/{rollout}/{host.Name}.result")}\n";
+
+    const string Functions =
         "$ErrorActionPreference = 'Stop'; $ProgressPreference = 'SilentlyContinue'\n" +
         "function Result($status, $generation, $id, $err, $at, $took) {\n" +
         "  $e = if ($err) { [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$err)) } else { '' }\n" +
         "  $a = if ($at) { ([DateTimeOffset]$at).ToUnixTimeSeconds() } else { '' }\n" +
         // An error result has no duration: [TimeSpan]$null would throw and lose the error it reports.
         "  $ms = if ($took) { [long]([TimeSpan]$took).TotalMilliseconds } else { 0 }\n" +
-        $"  '{ResultPrefix.Trim()} status=' + $status + ' generation=' + [int]$generation + ' id=' + $id + ' rollbackAt=' + $a + ' ms=' + $ms + ' error=' + $e }}\n" +
-        $"$done = {Ps($"{fleetDir}/rollouts/{rollout}/{host.Name}.result")}\n";
+        "  $via = if ($PSSenderInfo) { 'remoting' } else { 'ssh' }\n" +
+        "  'SAFEDEPLOY-RESULT status=' + $status + ' generation=' + [int]$generation + ' id=' + $id + ' rollbackAt=' + $a + ' ms=' + $ms + ' via=' + $via + ' error=' + $e }\n";
 
     /// <summary>Parses the result line out of a host's output (null when there is none: the host never finished).</summary>
     public static RemoteOutcome? Parse(string output)
@@ -127,7 +165,7 @@ public static class RemoteScripts
         var error = Get("error") is { } e ? Encoding.UTF8.GetString(Convert.FromBase64String(e)) : null;
         var at = Get("rollbackAt") is { } a ? DateTimeOffset.FromUnixTimeSeconds(long.Parse(a, CultureInfo.InvariantCulture)) : (DateTimeOffset?)null;
         return new RemoteOutcome(Get("status") ?? "Error", int.TryParse(Get("generation"), CultureInfo.InvariantCulture, out var g) ? g : 0, Get("id"), error, at,
-            TimeSpan.FromMilliseconds(long.TryParse(Get("ms"), CultureInfo.InvariantCulture, out var ms) ? ms : 0));
+            TimeSpan.FromMilliseconds(long.TryParse(Get("ms"), CultureInfo.InvariantCulture, out var ms) ? ms : 0), Get("via") ?? "ssh");
     }
 
     /// <summary>A PowerShell single-quoted string (PowerShell also ends such strings at typographic quotes: double them too).</summary>

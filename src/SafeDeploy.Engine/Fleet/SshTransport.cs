@@ -22,17 +22,36 @@ public sealed class SshTransport : IDisposable
     public string Ssh { get; }
     public string Scp { get; }
 
+    /// <summary>The `-o` options every connection of a host gets, before the host's own.</summary>
+    IEnumerable<(string Key, string Value)> Own() =>
+    [
+        ("BatchMode", "yes"), ("ConnectTimeout", "10"), ("ControlMaster", "auto"),
+        ("ControlPath", Path.Combine(controlDir, "%C")), ("ControlPersist", "10"),
+    ];
+
     /// <summary>The options every ssh and scp call of a host gets, before the host's own.</summary>
     IEnumerable<string> Options(FleetHost host, bool scp)
     {
-        yield return "-o"; yield return "BatchMode=yes";
-        yield return "-o"; yield return "ConnectTimeout=10";
-        yield return "-o"; yield return "ControlMaster=auto";
-        yield return "-o"; yield return "ControlPath=" + Path.Combine(controlDir, "%C");
-        yield return "-o"; yield return "ControlPersist=10";
+        foreach (var (k, v) in Own()) { yield return "-o"; yield return k + "=" + v; }
         if (host.Port is { } p) { yield return scp ? "-P" : "-p"; yield return p.ToString(System.Globalization.CultureInfo.InvariantCulture); }
         if (host.IdentityFile is { } i) { yield return "-i"; yield return i; }
         foreach (var o in host.SshOptions) { yield return "-o"; yield return o; }
+    }
+
+    /// <summary>
+    /// The same options as `-o key=value` pairs for a PowerShell remoting session over SSH (New-PSSession -Options), so that the
+    /// session joins this rollout's master connection to the host. Ours win over the host's, as they come first on ssh's command line.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> SessionOptions(FleetHost host)
+    {
+        var o = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var kv in host.SshOptions)
+        {
+            var at = kv.IndexOfAny(['=', ' ', '\t']);
+            if (at > 0) o[kv[..at]] = kv[(at + 1)..].Trim();
+        }
+        foreach (var (k, v) in Own()) o[k] = v;
+        return o;
     }
 
     string Destination(FleetHost host) => (host.User is null ? "" : host.User + "@") + host.Address;

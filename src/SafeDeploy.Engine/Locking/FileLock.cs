@@ -249,27 +249,27 @@ public sealed class FileLock : IDisposable
     /// <summary>The opened lock file: the descriptor, whether this call created it, and whether a holder record may go into it.</summary>
     readonly record struct LockFileHandle(SafeFileHandle Fd, bool Created, bool MayRecord);
 
-    // Opened through SafeOpener: the last component is never followed, a FIFO or device is refused, a new file is 0600
+    // Opened through SafePath: the last component is never followed, a FIFO or device is refused, a new file is 0600
     // and never truncated. A record is written only into a file we created, or own with no other name (nlink 1).
     static LockFileHandle OpenLockFile(string path, LockOptions options)
     {
         try
         {
-            using var dir = SafeOpener.OpenParent(path, out var name);
+            using var dir = SafePath.OpenParent(path, out var name);
             SafeFileHandle? fd;
             bool created;
-            FileStatus st;
             bool writable = true;
-            try { fd = SafeOpener.OpenFile(dir, name, Native.O_RDWR, options.Create, options.CreateMode, out created, out st); }
+            try { fd = dir.TryOpenHere(name, SafeOpen.ReadWrite | (options.Create ? SafeOpen.Create : 0), options.CreateMode, out created); }
             catch (SafeDeployException e) when (e.ErrorId == "AccessDenied")
             {
                 // A lock file we may only read (or on a read-only filesystem) still locks.
                 writable = false;
-                fd = SafeOpener.OpenFile(dir, name, Native.O_RDONLY, create: false, 0, out created, out st);
+                fd = dir.TryOpenHere(name, SafeOpen.Read, 0, out created);
             }
             if (fd is null)
                 throw new SafeDeployException("LockPathNotFound", ErrorKind.ObjectNotFound, path, $"There is no lock file '{path}'.",
                     "Check the path, or let the lock be created (a named lock, -Name, lives in the state directory).");
+            var st = Native.Fstat(fd);
             bool mine = st.Uid == Native.GetEffectiveUserId() && st.Nlink == 1;
             return new LockFileHandle(fd, created, writable && (created || mine));
         }

@@ -19,7 +19,7 @@ static class ServiceSpecParser
             LogFile = node.AbsolutePath("logFile"),
             PreloadFile = node.AbsolutePath("preloadFile"),
             WorkingDirectory = node.String("workingDirectory"),
-            Environment = node.Map("environment") ?? new Dictionary<string, string>(),
+            EnvironmentSpec = node.EnvironmentSpec(),
             Start = node.Child("start")?.Arguments("start"),
             Stop = node.Child("stop")?.Arguments("stop"),
             Status = node.Child("status")?.Arguments("status"),
@@ -33,6 +33,11 @@ static class ServiceSpecParser
         {
             case "systemd":
                 if (spec.Unit is null) { node.Error("The systemd manager needs 'unit'.", "MissingKey"); return null; }
+                foreach (var key in new[] { "environment", "inheritEnvironment" }.Where(node.Has))
+                {
+                    node.ErrorAt(key, $"'{key}' does not apply to the systemd manager: systemd starts the unit with the environment its unit file gives (Environment=, EnvironmentFile=).");
+                    return null;
+                }
                 return spec;
             case "process":
                 if (spec.Command is null || spec.PidFile is null) { node.Error("The process manager needs 'command' and 'pidFile'.", "MissingKey"); return null; }

@@ -22,6 +22,8 @@ internal sealed class CacheEntryDirectory : IDisposable
 
     public string Path { get; }
     public FileStatus Status => dir.Status;
+    /// <summary>The entry's descriptor, for *at() calls in the very directory that was checked.</summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle Handle => dir.Handle;
     /// <summary>A path through this descriptor (/proc/self/fd/N/...): resolves to this very directory, whatever the name now points at.</summary>
     public string Through(string name) => $"/proc/self/fd/{dir.Handle.DangerousGetHandle()}/{name}";
 

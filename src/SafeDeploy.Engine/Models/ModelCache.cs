@@ -76,18 +76,16 @@ public sealed partial class ModelCache
     internal void EnsureEntryDirectory(string dir)
     {
         SecureDirectory.Ensure(dir, EntryDirectoryMode);
-        // One planted by another user (in a cache others may write) is refused, never written into.
-        using (var trusted = CacheEntryDirectory.Open(this, dir))
-            if (trusted is null)
-                throw new SafeDeployException("UntrustedPath", ErrorKind.SecurityError, dir,
-                    $"The cache entry directory '{dir}' is a symlink or belongs to another user, so nothing is written into it.",
-                    "Remove it (or have its owner remove it), and keep the cache directory writable only by you and root (or share it with a group: chgrp G; chmod 2770).");
-        using var fd = Native.Open(dir, Native.O_RDONLY | Native.O_DIRECTORY | Native.O_NOFOLLOW);
-        var st = Native.Fstat(fd);
+        // One planted by another user (in a cache others may write) is refused, never written into. What follows goes
+        // through the descriptor that was checked: the path is not resolved again (a component could be a link by now).
+        using var trusted = CacheEntryDirectory.Open(this, dir) ?? throw new SafeDeployException("UntrustedPath", ErrorKind.SecurityError, dir,
+            $"The cache entry directory '{dir}' is a symlink or belongs to another user, so nothing is written into it.",
+            "Remove it (or have its owner remove it), and keep the cache directory writable only by you and root (or share it with a group: chgrp G; chmod 2770).");
+        var st = trusted.Status;
         if (SharedGroup is not null && st.Uid == Native.GetEffectiveUserId() && st.Permissions != EntryDirectoryMode)
-            Native.Fchmod(fd, EntryDirectoryMode, dir);
+            Native.Fchmod(trusted.Handle, EntryDirectoryMode, dir);
         // The lock file is made here, not followed if planted as a link, and a full disk is named as one.
-        int rc = Native.TryOpenAt(fd, ".entry.lock", Native.O_RDONLY | Native.O_CREAT | Native.O_EXCL | Native.O_NOFOLLOW, PrivateMode, out var made);
+        int rc = Native.TryOpenAt(trusted.Handle, ".entry.lock", Native.O_RDONLY | Native.O_CREAT | Native.O_EXCL | Native.O_NOFOLLOW, PrivateMode, out var made);
         if (rc == 0) using (made) Native.Fchmod(made!, PrivateMode, System.IO.Path.Combine(dir, ".entry.lock"));
         else if (rc != Native.EEXIST) throw IoErrors.FromErrno(rc, System.IO.Path.Combine(dir, ".entry.lock"), "create the lock file");
     }

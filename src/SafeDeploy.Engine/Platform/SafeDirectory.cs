@@ -117,7 +117,14 @@ public sealed class SafeDirectory : IDisposable
     /// <summary>Opens without creating; see <see cref="OpenFile(string, SafeOpen, uint, out bool)"/>.</summary>
     public SafeFileHandle OpenFile(string relative, SafeOpen how = SafeOpen.Read) => OpenFile(relative, how & ~SafeOpen.CreateNew, 0, out _);
 
-    internal SafeFileHandle OpenHere(string name, SafeOpen how, uint createMode, out bool created)
+    internal SafeFileHandle OpenHere(string name, SafeOpen how, uint createMode, out bool created) =>
+        TryOpenHere(name, how, createMode, out created) ?? throw IoErrors.FromErrno(Native.ENOENT, FullPath(name), "open");
+
+    /// <summary>
+    /// Opens the entry <paramref name="name"/> of this directory as <see cref="OpenFile(string, SafeOpen, uint, out bool)"/> does;
+    /// null when it does not exist and <paramref name="how"/> does not create.
+    /// </summary>
+    public SafeFileHandle? TryOpenHere(string name, SafeOpen how, uint createMode, out bool created)
     {
         int access = (int)how & 3;
         int flags = access | Native.O_NOFOLLOW | Native.O_NONBLOCK | Native.O_NOCTTY | ((int)how & Native.O_APPEND);
@@ -137,6 +144,7 @@ public sealed class SafeDirectory : IDisposable
             rc = Native.TryOpenAt(Handle, name, flags, 0, out fd);
             if (rc != Native.ENOENT || !create) break; // removed between the two opens: create it after all
         }
+        if (rc == Native.ENOENT && !create) return null;
         if (rc != 0 || fd is null)
         {
             // Say what is there rather than the errno of the refusal (a FIFO without a reader answers ENXIO).

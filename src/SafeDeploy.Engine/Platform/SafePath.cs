@@ -9,6 +9,7 @@ namespace SafeDeploy.Engine.Platform;
 /// it: the link is owned by root or the caller and sits in a directory owned by root or the caller that others
 /// cannot write (or that is sticky, like /tmp, where others cannot replace our entries). The kernel's
 /// fs.protected_symlinks is not relied on. Everything below the directory it returns is opened with *at() calls.
+/// The strict walk of SafeDeploy's own directories is an option of this walk (<see cref="WalkOptions.Strict"/>).
 /// </summary>
 public static class SafePath
 {
@@ -16,9 +17,13 @@ public static class SafePath
     static readonly uint Me = Native.GetEffectiveUserId();
 
     /// <summary>Opens the directory <paramref name="absolutePath"/>, creating missing components with <paramref name="mode"/> when asked.</summary>
-    public static SafeDirectory OpenDirectory(string absolutePath, bool create = false, uint mode = 0x1ED, IList<string>? created = null)
+    public static SafeDirectory OpenDirectory(string absolutePath, bool create = false, uint mode = 0x1ED, IList<string>? created = null) =>
+        OpenDirectory(absolutePath, new WalkOptions { Create = create, Mode = mode, Created = created });
+
+    /// <summary>Opens the directory <paramref name="absolutePath"/> as <paramref name="options"/> say.</summary>
+    public static SafeDirectory OpenDirectory(string absolutePath, WalkOptions options)
     {
-        var (fd, path) = Walk(absolutePath, create, mode, created);
+        var (fd, path) = Walk(absolutePath, options);
         return new SafeDirectory(fd, path, isJail: false);
     }
 
@@ -30,18 +35,19 @@ public static class SafePath
         fileName = System.IO.Path.GetFileName(full);
         if (fileName.Length == 0) throw new SafeDeployException("InvalidPath", ErrorKind.InvalidArgument, absolutePath,
             $"'{absolutePath}' names a directory, not a file.", "Give the path of a file.");
-        var dir = OpenDirectory(parent, createParents, dirMode, created);
+        var options = new WalkOptions { Create = createParents, Mode = dirMode, Created = created };
+        var dir = OpenDirectory(parent, options);
         // A trusted symlink in the last place (e.g. /etc/resolv.conf -> ../run/...) is followed here, so the caller
         // opens the real file with O_NOFOLLOW in the directory that really holds it.
         for (int hops = 0; hops < MaxLinks; hops++)
         {
             var st = Native.StatAt(dir.Handle, fileName, followSymlinks: false);
-            if (st is null || !st.IsSymlink || !Trusted(dir.Status) || (st.Uid != 0 && st.Uid != Me)) return dir;
+            if (st is null || !st.IsSymlink || !Trusted(dir.Status) || !TrustedOwner(st.Uid)) return dir;
             var target = Native.ReadLinkAt(dir.Handle, fileName, out _);
             if (target is null) return dir;
             var next = System.IO.Path.GetFullPath(target, dir.Path);
             dir.Dispose();
-            dir = OpenDirectory(System.IO.Path.GetDirectoryName(next) ?? "/", createParents, dirMode, created);
+            dir = OpenDirectory(System.IO.Path.GetDirectoryName(next) ?? "/", options);
             fileName = System.IO.Path.GetFileName(next);
         }
         dir.Dispose();
@@ -56,19 +62,19 @@ public static class SafePath
     }
 
     /// <summary>A directory whose entries only root or the caller can replace.</summary>
-    public static bool Trusted(FileStatus dir) =>
-        (dir.Uid == 0 || dir.Uid == Me) && (!dir.IsGroupOrWorldWritable || dir.IsSticky);
+    public static bool Trusted(FileStatus dir) => TrustedOwner(dir.Uid) && (!dir.IsGroupOrWorldWritable || dir.IsSticky);
 
-    static string Absolute(string path)
-    {
-        if (!System.IO.Path.IsPathRooted(path)) path = System.IO.Path.GetFullPath(path);
-        return path;
-    }
+    static bool TrustedOwner(uint uid, uint? alsoTrusted = null) => uid == 0 || uid == Me || uid == alsoTrusted;
 
-    static (SafeFileHandle Fd, string Path) Walk(string absolutePath, bool create, uint mode, IList<string>? created)
+    // Textual, as the user reads it ("a/../b" is "b"); ".." inside a trusted link's target is resolved by the walk.
+    static string Absolute(string path) => System.IO.Path.GetFullPath(path);
+
+    static (SafeFileHandle Fd, string Path) Walk(string absolutePath, WalkOptions o)
     {
-        var pending = new Stack<string>(Enumerable.Reverse(Absolute(absolutePath).Split('/', StringSplitOptions.RemoveEmptyEntries)));
+        var full = Absolute(absolutePath);
+        var pending = new Stack<string>(Enumerable.Reverse(full.Split('/', StringSplitOptions.RemoveEmptyEntries)));
         var cur = OpenRootDirectory();
+        var curStatus = Native.Fstat(cur);
         var curPath = new List<string>();
         int links = 0;
         try
@@ -78,49 +84,41 @@ public static class SafePath
                 var name = pending.Pop();
                 if (name == ".") continue;
                 string here = "/" + string.Join('/', curPath.Append(name));
+                bool made = false;
                 int rc = Native.TryOpenAt(cur, name, Native.O_PATH | Native.O_NOFOLLOW, 0, out var next);
-                if (rc == Native.ENOENT && create && name != "..")
+                if (rc == Native.ENOENT && o.Create && name != "..")
                 {
-                    int mk = Native.MkdirAt(cur, name, mode & 0x1FF);
+                    int mk = Native.MkdirAt(cur, name, o.Mode & 0x1FF);
                     if (mk != 0 && mk != Native.EEXIST) throw IoErrors.FromErrno(mk, here, "create the directory");
-                    if (mk == 0)
-                    {
-                        created?.Add(here); // listed at once: a failure below must still let the caller remove it
-                        int mrc = Native.TryOpenAt(cur, name, Native.O_RDONLY | Native.O_DIRECTORY | Native.O_NOFOLLOW, 0, out var made);
-                        if (mrc != 0) throw IoErrors.FromErrno(mrc, here, "open the new directory");
-                        using (made)
-                            try { Native.Fchmod(made!, mode, here); } // explicit: the umask has no say
-                            catch (NativeIOException e) { throw IoErrors.FromErrno(e.Errno, here, "set the mode of the new directory"); }
-                    }
-                    rc = Native.TryOpenAt(cur, name, Native.O_PATH | Native.O_NOFOLLOW, 0, out next);
+                    if (mk == 0) { made = true; o.Created?.Add(here); } // listed at once: a failure below must still let the caller remove it
+                    // Ours to set up: opened readable (fchmod and fchown need more than O_PATH), never through a link.
+                    rc = Native.TryOpenAt(cur, name, (made ? Native.O_RDONLY | Native.O_DIRECTORY : Native.O_PATH) | Native.O_NOFOLLOW, 0, out next);
                 }
                 if (rc != 0) throw IoErrors.FromErrno(rc, here, "open the directory");
                 var st = Native.Fstat(next!);
                 if (st.IsSymlink)
                 {
-                    var parentStatus = Native.Fstat(cur);
-                    if (!Trusted(parentStatus) || (st.Uid != 0 && st.Uid != Me))
-                    {
-                        next!.Dispose();
-                        throw new SafeDeployException("UntrustedPath", ErrorKind.SecurityError, absolutePath,
-                            $"'{here}' is a symbolic link {(st.Uid != 0 && st.Uid != Me ? $"owned by uid {st.Uid}, another user" : "in a directory another user can write")}: following it would let them choose what {(Me == 0 ? "root" : "you")} open(s).",
-                            "Use the link's real target as the path, or remove the link (or have its owner remove it).");
-                    }
-                    var target = Native.ReadLinkAt(next!, "", out int lerr);
+                    if (!Trusted(curStatus) || !TrustedOwner(st.Uid)) { next!.Dispose(); throw UntrustedLink(here, st, curStatus, o.Strict); }
+                    var target = Native.ReadLinkAt(next!, "", out int lerr); // the very link we checked, not the name again
                     next!.Dispose();
                     if (target is null) throw IoErrors.FromErrno(lerr, here, "read the link");
-                    if (++links > MaxLinks) throw IoErrors.FromErrno(Native.ELOOP, absolutePath, "open");
+                    if (++links > MaxLinks) throw IoErrors.FromErrno(Native.ELOOP, full, "open");
                     foreach (var part in Enumerable.Reverse(target.Split('/', StringSplitOptions.RemoveEmptyEntries))) pending.Push(part);
-                    if (target.StartsWith('/')) { cur.Dispose(); cur = OpenRootDirectory(); curPath.Clear(); }
+                    if (target.StartsWith('/')) { cur.Dispose(); cur = OpenRootDirectory(); curStatus = Native.Fstat(cur); curPath.Clear(); }
                     continue;
                 }
                 if (!st.IsDirectory)
                 {
                     next!.Dispose();
-                    throw IoErrors.FromErrno(Native.ENOTDIR, here, "open the directory");
+                    throw new SafeDeployException("NotADirectory", ErrorKind.InvalidArgument, here,
+                        $"'{here}' exists and is not a directory.", "Move that file away or choose another path.");
                 }
                 cur.Dispose();
                 cur = next!;
+                // Made by us only if it is still ours: in a directory others may write, it may have been swapped meanwhile.
+                if (made && st.Uid == Me) st = SetUp(cur, here, o);
+                else if (o.Strict) CheckStrict(st, here, o.OwnerUid);
+                curStatus = st;
                 if (name == "..") { if (curPath.Count > 0) curPath.RemoveAt(curPath.Count - 1); }
                 else curPath.Add(name);
             }
@@ -136,6 +134,37 @@ public static class SafePath
             throw;
         }
     }
+
+    // A directory this walk made: exactly the asked mode (the umask has no say) and owner.
+    static FileStatus SetUp(SafeFileHandle dir, string here, WalkOptions o)
+    {
+        try { Native.Fchmod(dir, o.Mode, here); }
+        catch (NativeIOException e) { throw IoErrors.From(e.Errno, here, "set the mode of the new directory", inner: e); }
+        var st = Native.Fstat(dir);
+        if (o.OwnerUid is not { } uid || (st.Uid == uid && (o.OwnerGid is not { } g || st.Gid == g))) return st;
+        int c = Native.Fchown(dir, uid, o.OwnerGid ?? st.Gid);
+        if (c != 0) throw new SafeDeployException("ChownFailed", ErrorKind.PermissionDenied, here,
+            $"Created '{here}' but cannot give it to uid {uid} ({Native.Describe(c)}).", "Run as root to create directories for another owner.");
+        return Native.Fstat(dir);
+    }
+
+    static void CheckStrict(FileStatus st, string here, uint? trustedOwner)
+    {
+        if (!TrustedOwner(st.Uid, trustedOwner))
+            throw new SafeDeployException("UntrustedDirectory", ErrorKind.SecurityError, here,
+                $"'{here}' is owned by uid {st.Uid}, another user, who could swap its contents for symlinks.",
+                "Use a directory you or root own (check $HOME, XDG_STATE_HOME and XDG_CACHE_HOME), or choose another -Path.");
+        if (st.IsWorldWritable && !st.IsSticky)
+            throw new SafeDeployException("InsecureDirectory", ErrorKind.SecurityError, here,
+                $"'{here}' is world-writable without the sticky bit: any user could replace what SafeDeploy creates there.",
+                $"Tighten it (chmod o-w '{here}' or chmod +t) or choose another -Path.");
+    }
+
+    static SafeDeployException UntrustedLink(string here, FileStatus link, FileStatus parent, bool strict) =>
+        new(strict ? "UntrustedSymlink" : "UntrustedPath", ErrorKind.SecurityError, here,
+            $"'{here}' is a symbolic link {(TrustedOwner(link.Uid) ? $"in a directory another user can write (owner uid {parent.Uid}, mode {Convert.ToString(parent.Permissions, 8)})" : $"owned by uid {link.Uid}, another user")}: " +
+            $"following it would let them choose what {(Me == 0 ? "root opens" : "you open")}.",
+            "Give the link's real target as the path (readlink -f), or remove the link (or have its owner remove it).");
 
     static SafeFileHandle OpenRootDirectory() =>
         Native.TryOpenAt(null, "/", Native.O_RDONLY | Native.O_DIRECTORY, 0, out var fd) == 0 ? fd! : throw IoErrors.FromErrno(Native.LastErrno, "/", "open");

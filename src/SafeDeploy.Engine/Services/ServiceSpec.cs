@@ -7,7 +7,7 @@ namespace SafeDeploy.Engine.Services;
 public sealed record ServiceSpec
 {
     public static readonly string[] Keys = ["manager", "unit", "user", "command", "pidFile", "logFile", "preloadFile", "workingDirectory", "environment",
-        "start", "stop", "status", "kill", "stopTimeout", "startTimeout", "escalate", "systemctl"];
+        "inheritEnvironment", "start", "stop", "status", "kill", "stopTimeout", "startTimeout", "escalate", "systemctl"];
 
     public required string Manager { get; init; }
     public string? Unit { get; init; }
@@ -17,7 +17,8 @@ public sealed record ServiceSpec
     public string? LogFile { get; init; }
     public string? PreloadFile { get; init; }
     public string? WorkingDirectory { get; init; }
-    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+    /// <summary>The phase's <c>environment:</c> and <c>inheritEnvironment:</c> (over the deployment's), as for a run phase.</summary>
+    public EnvironmentSpec? EnvironmentSpec { get; init; }
     public IReadOnlyList<string>? Start { get; init; }
     public IReadOnlyList<string>? Stop { get; init; }
     public IReadOnlyList<string>? Status { get; init; }
@@ -48,7 +49,7 @@ public sealed record ServiceSpec
             "command" => new CommandServiceManager(new CommandServiceOptions
             {
                 Start = Start!, Stop = Stop!, Status = Status!, Kill = Escalate ? Kill : null, StopTimeout = stopTimeout, StartTimeout = StartTimeout ?? TimeSpan.FromSeconds(60),
-                Environment = Env(context), WorkingDirectory = WorkingDirectory is null ? context.ManifestDirectory : context.ResolveSource(WorkingDirectory),
+                BaseEnvironment = Environment(context), WorkingDirectory = WorkingDirectory is null ? context.ManifestDirectory : context.ResolveSource(WorkingDirectory),
             }),
             _ => new ProcessServiceManager(new ProcessServiceOptions
             {
@@ -56,15 +57,13 @@ public sealed record ServiceSpec
                 PidFile = context.MapPath(PidFile!), LogFile = LogFile is null ? null : context.MapPath(LogFile),
                 PreloadFile = PreloadFile is null ? null : context.MapPath(PreloadFile), Root = context.Root.Path,
                 WorkingDirectory = WorkingDirectory is null ? context.ManifestDirectory : context.ResolveSource(WorkingDirectory),
-                Environment = Environment, StopTimeout = stopTimeout, StartTimeout = StartTimeout ?? TimeSpan.FromSeconds(10), Escalate = Escalate,
+                BaseEnvironment = Environment(context), StopTimeout = stopTimeout, StartTimeout = StartTimeout ?? TimeSpan.FromSeconds(10), Escalate = Escalate,
             }),
         };
     }
 
-    Dictionary<string, string?> Env(ActionContext context)
-    {
-        var env = new Dictionary<string, string?>(context.Root.Environment(), StringComparer.Ordinal);
-        foreach (var (k, v) in Environment) env[k] = v;
-        return env;
-    }
+    // As a run phase's: a clean environment (never the deployer's secrets), the manifest's, then SafeDeploy's own variables.
+    ProcessEnvironment Environment(ActionContext context) =>
+        ProcessEnvironment.FromManifest(context.DeploymentEnvironment, EnvironmentSpec)
+            .With(context.Root.Environment(context.PhaseName, context.DeploymentName));
 }

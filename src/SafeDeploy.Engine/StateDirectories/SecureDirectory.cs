@@ -1,4 +1,3 @@
-using SafeDeploy.Engine.Files;
 using SafeDeploy.Engine.Platform;
 
 namespace SafeDeploy.Engine.StateDirectories;
@@ -7,9 +6,9 @@ namespace SafeDeploy.Engine.StateDirectories;
 public sealed record EnsureOutcome(bool Created, IReadOnlyList<string> CreatedPaths, bool Repaired, string? Warning);
 
 /// <summary>
-/// Creates a directory path one component at a time (the strict walk of <see cref="SafeOpener"/>), never following a
-/// symlink it does not trust, giving every component it creates the asked mode and owner (not only the last one, as
-/// install -d does).
+/// Creates a directory path for SafeDeploy's own state through the one walk (<see cref="SafePath"/>, strict): never
+/// following a symlink it does not trust, refusing a directory another user owns or anyone may write, and giving every
+/// component it creates the asked mode and owner (not only the last one, as install -d does).
 /// </summary>
 public static class SecureDirectory
 {
@@ -21,14 +20,15 @@ public static class SecureDirectory
         var created = new List<string>();
         bool repaired = false;
         string? warning = null;
-        using (var dir = SafeOpener.OpenDirectory(path, WalkPolicy.Strict, create: true, mode, created, ownerUid, ownerGid))
+        using (var dir = SafePath.OpenDirectory(path, new WalkOptions
+               { Create = true, Mode = mode, Created = created, OwnerUid = ownerUid, OwnerGid = ownerGid, Strict = true }))
         {
-            var st = Native.Fstat(dir);
+            var st = dir.Status;
             if (checkMode && !created.Contains(path) && (st.Permissions & ~mode & 0x1FF) != 0)
             {
                 if (repair)
                 {
-                    Native.Fchmod(dir, st.Permissions & mode, path);
+                    Native.Fchmod(dir.Handle, st.Permissions & mode, path);
                     repaired = true;
                 }
                 else

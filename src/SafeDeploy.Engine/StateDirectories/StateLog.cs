@@ -25,8 +25,8 @@ public static class StateLog
         {
             try
             {
-                using var dir = SafeOpener.OpenParent(logFile, out var name);
-                using var fd = SafeOpener.OpenFile(dir, name, Native.O_WRONLY | Native.O_APPEND, create: true, 0x180, out _, out _)!;
+                using var dir = SafePath.OpenParent(logFile, out var name);
+                using var fd = dir.OpenHere(name, SafeOpen.Write | SafeOpen.Append | SafeOpen.Create, 0x180, out _);
                 Native.WriteOnce(fd, bytes, logFile);
                 if (durable) Native.Fdatasync(fd, logFile);
                 return line.TrimEnd('\n');

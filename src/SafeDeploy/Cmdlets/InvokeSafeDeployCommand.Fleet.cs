@@ -1,6 +1,5 @@
 using System.Management.Automation;
 using SafeDeploy.Engine.Fleet;
-using SafeDeploy.Engine.Platform;
 using SafeDeploy.Internal;
 
 namespace SafeDeploy.Cmdlets;
@@ -46,22 +45,14 @@ public sealed partial class InvokeSafeDeployCommand
                 OnFailure = OnFailure.To<Engine.Fleet.FailureAction>(), ThrottleLimit = ThrottleLimit, TrySeconds = TrySeconds,
                 ModuleDirectory = module?.ModuleBase ?? throw new PSInvalidOperationException("Invoke-SafeDeploy -Inventory runs from the imported SafeDeploy module."),
                 ModuleVersion = module.Version.ToString(), HostExecutable = HostExecutable is null ? FleetSelection.DefaultHostExecutable() : ResolvePath(HostExecutable),
+                Sessions = SshSessions.Invoker,
             };
             var rollout = new FleetRollout(state);
             if (!ShouldProcess(path, rollout.Plan(options))) return;
-            var results = PipelineWorker.Run(post =>
-                rollout.Run(options with { Reporter = new Posted(this, post) }, r => post(() => WriteObject(r)), Cancellation),
-                write => write());
+            var results = RunEngine((reporter, emit, token) => rollout.Run(options with { Reporter = reporter }, emit, token));
             if (FleetRollout.Failure(results) is { } failure) WriteError(ErrorMapper.ToRecord(failure, path));
         }
         catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { throw new PipelineStoppedException(); }
         catch (Exception e) when (IsReportable(e)) { Fail(e, path); }
-    }
-
-    sealed class Posted(SafeDeployCmdlet cmdlet, Func<Action, bool> post) : IOperationReporter
-    {
-        public void Verbose(string message) => post(() => cmdlet.WriteVerbose(message));
-        public void Warning(string message) => post(() => cmdlet.WriteWarning(message));
-        public void Progress(ProgressUpdate update) => post(() => cmdlet.WriteProgressUpdate(update));
     }
 }

@@ -33,6 +33,13 @@ public abstract class SafeDeployCmdlet : PSCmdlet
         catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { throw new PipelineStoppedException(); }
     }
 
+    /// <summary>Like <see cref="RunEngine{T}(Func{IOperationReporter, CancellationToken, T})"/>; the work's <c>emit</c> writes an output object as it comes.</summary>
+    protected T RunEngine<T>(Func<IOperationReporter, Action<object>, CancellationToken, T> work)
+    {
+        try { return PipelineWorker.Run(post => work(new QueuedReporter(this, post), o => post(() => WriteObject(o)), Cancellation), write => write()); }
+        catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { throw new PipelineStoppedException(); }
+    }
+
     /// <summary>Runs <paramref name="action"/>, turning an engine failure into a non-terminating error; returns false on failure.</summary>
     protected bool TryEngine(Action action, object target)
     {

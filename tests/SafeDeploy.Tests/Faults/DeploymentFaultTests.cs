@@ -101,7 +101,8 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
         return $"& '{file}'";
     }
 
-    FaultRun RunHost(string script, TimeSpan? timeout = null) => FaultInjector.RunHost(Prefix, ScriptFile(script), timeout: timeout);
+    FaultRun RunHost(string script, TimeSpan? timeout = null, int errno = FaultInjector.EIO) =>
+        FaultInjector.RunHost(Prefix, ScriptFile(script), errno, timeout: timeout);
 
     ProcessOutcome RunPlain(string script, TimeSpan? timeout = null) => HostProcess.Run(ScriptFile(script), timeout: timeout);
 
@@ -125,9 +126,18 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
     public void EveryIoCallOfADeployment_DiskFailingFromThereOn_NeverAFalseSuccess_AndALaterRunRecoversAndSucceeds() =>
         SweepDeployment(sticky: true);
 
-    void SweepDeployment(bool sticky)
+    [Fact]
+    public void EveryIoCallOfADeployment_DiskFullFromThereOn_NeverAFalseSuccess_NamesTheFullDisk_AndALaterRunSucceeds() =>
+        SweepDeployment(sticky: true, FaultInjector.ENOSPC);
+
+    /// <summary>Does the error name the injected cause? EIO: "input/output error"; ENOSPC: DiskFull ("no space left").</summary>
+    static bool NamesCause(string result, int errno) => errno == FaultInjector.EIO
+        ? result.Contains("input/output error", StringComparison.OrdinalIgnoreCase)
+        : result.Contains("DiskFull", StringComparison.Ordinal) || result.Contains("no space left", StringComparison.OrdinalIgnoreCase);
+
+    void SweepDeployment(bool sticky, int errno = FaultInjector.EIO)
     {
-        var kind = sticky ? "sticky" : "once";
+        var kind = (sticky ? "sticky" : "once") + (errno == FaultInjector.EIO ? "" : "-enospc");
         // 1. Count: one deployment with no fault, to learn its calls, the old tree and the new one.
         var countDir = Arrange("count");
         var old = Snapshot(countDir);
@@ -153,7 +163,7 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
             attempts.Add((n, dir));
             script.Append(Attempt(dir, n, sticky, Deploy(dir), $"{kind}-{n}"));
         }
-        var sweep = RunHost(script.ToString(), timeout: TimeSpan.FromMinutes(4));
+        var sweep = RunHost(script.ToString(), timeout: TimeSpan.FromMinutes(4), errno: errno);
         Assert.True(sweep.Outcome.ExitCode is 0 or 1, sweep.Outcome.ToString());
         Assert.True(attempts.Count == sweep.Segments.Count, $"{sweep.Segments.Count} segments for {attempts.Count} attempts\n{sweep.Outcome}");
 
@@ -189,14 +199,14 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
                 if (!sticky && status != "RollbackFailed" && !isNew && !isOld) problems.Add($"{what}: {status} but the sandbox is neither old nor new:\n{now}");
                 if (status == "RolledBack" && !isOld) problems.Add($"{what}: RolledBack but the sandbox is not the old one:\n{now}");
                 // The run phase's own shell words it "I/O error" (its stderr is quoted in the phase's error).
-                if (!result.Contains("input/output error", StringComparison.OrdinalIgnoreCase) &&
-                    !(InRunCommand(injected) && result.Contains("I/O error", StringComparison.Ordinal)))
+                if (!NamesCause(result, errno) &&
+                    !(InRunCommand(injected) && result.Contains(errno == FaultInjector.EIO ? "I/O error" : "No space left", StringComparison.Ordinal)))
                     (InRunCommand(injected) ? known : problems).Add($"{what}: the error does not name the cause: {result}");
             }
             var left = Temporaries(Path.Combine(dir, "root"));
             if (!sticky && status != "RollbackFailed" && left.Count > 0) problems.Add($"{what}: temporary files left: {string.Join(", ", left)}");
         }
-        output.WriteLine($"{kind} sweep: {attempts.Count} attempts (EIO at call N{(sticky ? " and every call after" : "")}), " +
+        output.WriteLine($"{kind} sweep: {attempts.Count} attempts ({(errno == FaultInjector.EIO ? "EIO" : "ENOSPC")} at call N{(sticky ? " and every call after" : "")}), " +
             $"{ok} succeeded with the new tree, {failed} failed ({rollbackFailed} RollbackFailed); {problems.Count} problems");
         output.WriteLine("  a failed call the run survived (tree new, Succeeded): " + string.Join("; ", successes.GroupBy(x => x).Select(g => $"{g.Key} x{g.Count()}")));
         foreach (var p in problems) output.WriteLine("  " + p);
@@ -224,8 +234,14 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public void EveryIoCallOfAnUndo_FailingOnce_LeavesRestoredOrNew_NoTemporary_AndALaterUndoSucceeds()
+    public void EveryIoCallOfAnUndo_FailingOnce_LeavesRestoredOrNew_NoTemporary_AndALaterUndoSucceeds() => SweepUndo(sticky: false);
+
+    [Fact]
+    public void EveryIoCallOfAnUndo_DiskFailingFromThereOn_NeverAFalseUndone_AndALaterUndoFinishesIt() => SweepUndo(sticky: true);
+
+    void SweepUndo(bool sticky)
     {
+        var kind = sticky ? "sticky-undo" : "undo";
         // 0. A successful deployment in every directory (no injector), to be undone.
         var countDir = Arrange("count");
         var old = Snapshot(countDir);
@@ -247,7 +263,7 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
         var prepare = new StringBuilder();
         for (int n = 1; n <= calls; n++)
         {
-            var dir = Arrange($"undo-{n}");
+            var dir = Arrange($"{kind}-{n}");
             attempts.Add((n, dir));
             prepare.Append(Attempt(dir, 0, false, Deploy(dir), $"deploy-{n}"));
         }
@@ -257,7 +273,7 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
 
         // 2. Sweep the undo.
         var script = new StringBuilder();
-        foreach (var (n, dir) in attempts) script.Append(Attempt(dir, n, false, Undo(dir), $"undo-{n}"));
+        foreach (var (n, dir) in attempts) script.Append(Attempt(dir, n, sticky, Undo(dir), $"undo-{n}"));
         var sweep = RunHost(script.ToString(), timeout: TimeSpan.FromMinutes(4));
         Assert.True(attempts.Count == sweep.Segments.Count, $"{sweep.Segments.Count} segments for {attempts.Count} attempts\n{sweep.Outcome}");
         var problems = new List<string>();
@@ -287,14 +303,17 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
                 // An undo that fails part-way stops there and says so (RollbackFailed: the run stands in part); the next undo
                 // goes on from the phase that failed (step 3). Any other status on a mixed tree is a problem.
                 if (now != old && now != expectedNew)
-                    (status == "RollbackFailed" ? known : problems).Add($"{what}: {status} but the sandbox is neither restored nor new: {now.Replace("\n", "; ")}");
+                    // THROW: the undo's own journal could not be written, so it stopped there; the journal stays open and
+                    // the next run's recovery finishes the undo (step 3 checks that).
+                    (status is "RollbackFailed" or "THROW" ? known : problems).Add($"{what}: {status} but the sandbox is neither restored nor new: {now.Replace("\n", "; ")}");
                 if (!result.Contains("input/output error", StringComparison.OrdinalIgnoreCase))
                     (InRunCommand(injected) ? known : problems).Add($"{what}: the error does not name the cause: {result}");
             }
+            // Sticky: the disk refuses the cleanup too; the later undo (disk healthy again) must leave none (step 3).
             var left = Temporaries(Path.Combine(dir, "root"));
-            if (left.Count > 0) problems.Add($"{what}: temporary files left: {string.Join(", ", left)}");
+            if (!sticky && left.Count > 0) problems.Add($"{what}: temporary files left: {string.Join(", ", left)}");
         }
-        output.WriteLine($"undo sweep: {attempts.Count} attempts (one EIO each), {ok} undone, {failed} failed; {problems.Count} problems");
+        output.WriteLine($"{kind} sweep: {attempts.Count} attempts ({(sticky ? "EIO at call N and every call after" : "one EIO each")}), {ok} undone, {failed} failed; {problems.Count} problems");
         foreach (var p in problems) output.WriteLine("  " + p);
         PrintKnown(known);
 
@@ -308,12 +327,103 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
                 var r = ResultLine(later, $"retry-{n}");
                 if (r is null) continue;
                 var tree = Snapshot(dir) == old ? "restored" : Snapshot(dir) == expectedNew ? "new" : "mixed";
-                if (StatusOf(r) != "Undone") retryProblems.Add($"undo-{n}: the later undo did not succeed (the tree is {tree}): {r}");
+                // The failed call came after the undo's end record was written (its fsync): the undo was done, and a
+                // later undo rightly finds nothing left, on a restored tree.
+                if (tree == "restored" && r.Contains("NothingToUndo", StringComparison.Ordinal)) { }
+                else if (StatusOf(r) != "Undone") retryProblems.Add($"undo-{n}: the later undo did not succeed (the tree is {tree}): {r}");
                 else if (Snapshot(dir) != old) retryProblems.Add($"undo-{n}: the later undo did not restore the old tree:\n{Snapshot(dir)}");
                 if (Temporaries(dir).Count > 0) retryProblems.Add($"undo-{n}: temporary files left after the later undo");
             }
         }
         output.WriteLine($"later undos: {failed - retryProblems.Count} of {failed} ended right");
+        foreach (var p in retryProblems) output.WriteLine("  " + p);
+        Assert.Empty(problems);
+        Assert.Empty(retryProblems);
+    }
+
+    /// <summary>A deployment killed between a temporary file's fsync and its rename (its second replacement): a journal left open.</summary>
+    void Crash(string dir)
+    {
+        var o = HostProcess.Run(Deploy(dir), new Dictionary<string, string?> { [Engine.Actions.RootedFiles.CrashBeforeRenameVariable] = "2" },
+            timeout: TimeSpan.FromMinutes(2));
+        Assert.True(o.ExitCode == 137, "the deployment was to kill itself before its second rename:\n" + o);
+    }
+
+    static string? EndStatus(string dir) =>
+        Directory.GetFiles(Path.Combine(dir, "state", "state", "deployments", "sweep"), "*.journal")
+            .Select(Engine.Deployment.JournalView.Load).Single().EndStatus;
+
+    [Fact]
+    public void EveryIoCallOfARecovery_FailingOnce_NeverClaimsARollbackItDidNotMake_AndALaterRunFinishesIt()
+    {
+        // 0. A crashed deployment to recover; Undo-SafeDeploy on it is the recovery alone (no run stood before, so
+        //    after recovering it finds nothing to undo).
+        var countDir = Arrange("count");
+        var old = Snapshot(countDir);
+        Crash(countDir);
+        Assert.NotEqual(old, Snapshot(countDir, withTemporaries: true));
+        var counting = RunHost(Attempt(countDir, 0, false, Undo(countDir), "count"));
+        var line = ResultLine(counting.Outcome, "count");
+        Assert.True(line is not null && line.Contains("NothingToUndo", StringComparison.Ordinal), counting.Outcome.ToString());
+        Assert.Equal(old, Snapshot(countDir));
+        Assert.Equal("RolledBack", EndStatus(countDir));
+        int calls = Assert.Single(counting.Segments).Calls.Count;
+        Assert.True(calls >= 10, $"only {calls} calls counted:\n{counting.Log}");
+        output.WriteLine($"recovery: {calls} I/O calls: " +
+            string.Join(", ", counting.Segments[0].Calls.GroupBy(c => c.Syscall).Select(g => $"{g.Key} x{g.Count()}")));
+
+        // 1. One crashed deployment per call (four at a time: each is its own process, killed by its own hook).
+        var attempts = Enumerable.Range(1, calls).Select(n => (N: n, Dir: Arrange($"recover-{n}"))).ToList();
+        Parallel.ForEach(attempts, new ParallelOptions { MaxDegreeOfParallelism = 4 }, a => Crash(a.Dir));
+
+        // 2. Sweep the recovery.
+        var script = new StringBuilder();
+        foreach (var (n, dir) in attempts) script.Append(Attempt(dir, n, false, Undo(dir), $"recover-{n}"));
+        var sweep = RunHost(script.ToString(), timeout: TimeSpan.FromMinutes(4));
+        Assert.True(attempts.Count == sweep.Segments.Count, $"{sweep.Segments.Count} segments for {attempts.Count} attempts\n{sweep.Outcome}");
+        var problems = new List<string>();
+        int recovered = 0, stopped = 0;
+        for (int i = 0; i < attempts.Count; i++)
+        {
+            var (n, dir) = attempts[i];
+            var injected = sweep.Segments[i].Injected;
+            var result = ResultLine(sweep.Outcome, $"recover-{n}");
+            if (injected is null || injected.Index != n) { problems.Add($"recover-{n}: call {n} was never reached"); continue; }
+            var what = $"recover-{n} ({injected.Syscall} {injected.Path.Replace(dir, "<dir>")})";
+            if (result is null) { problems.Add($"{what}: no result line"); continue; }
+            var end = EndStatus(dir);
+            if (end == "RolledBack")
+            {
+                recovered++;
+                if (Snapshot(dir) != old) problems.Add($"{what}: the journal says RolledBack but the sandbox is not the old one:\n{Snapshot(dir)}");
+            }
+            else
+            {
+                stopped++;
+                if (end is not (null or "RollbackFailed")) problems.Add($"{what}: the journal ends {end}");
+                if (!NamesCause(result, FaultInjector.EIO)) problems.Add($"{what}: the error does not name the cause: {result}");
+            }
+        }
+        output.WriteLine($"recovery sweep: {attempts.Count} attempts (one EIO each), {recovered} recovered, {stopped} stopped (journal left for the next run); {problems.Count} problems");
+        foreach (var p in problems) output.WriteLine("  " + p);
+
+        // 3. With the disk healthy again, the deployment in every directory recovers what is left, then succeeds.
+        script.Clear();
+        foreach (var (n, dir) in attempts) script.Append(Attempt(dir, 0, false, Deploy(dir), $"retry-{n}"));
+        var retry = RunPlain(script.ToString(), timeout: TimeSpan.FromMinutes(4));
+        var refDir = Arrange("expected");
+        var reference = RunPlain(Attempt(refDir, 0, false, Deploy(refDir), "expected"));
+        Assert.True(StatusOf(ResultLine(reference, "expected") ?? "RESULT x NONE") == "Succeeded", reference.ToString());
+        var expected = Snapshot(refDir);
+        var retryProblems = new List<string>();
+        foreach (var (n, dir) in attempts)
+        {
+            var r = ResultLine(retry, $"retry-{n}");
+            if (r is null || StatusOf(r) != "Succeeded") retryProblems.Add($"recover-{n}: the later run did not succeed: {r}");
+            else if (Snapshot(dir) != expected) retryProblems.Add($"recover-{n}: the later run succeeded but the sandbox is not the new one:\n{Snapshot(dir)}");
+            if (Temporaries(dir).Count > 0) retryProblems.Add($"recover-{n}: temporary files left after the later run: {string.Join(", ", Temporaries(dir))}");
+        }
+        output.WriteLine($"later runs: {attempts.Count - retryProblems.Count} of {attempts.Count} ended right");
         foreach (var p in retryProblems) output.WriteLine("  " + p);
         Assert.Empty(problems);
         Assert.Empty(retryProblems);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -16,6 +17,7 @@ public sealed record TestHost(string Name, string Address, int Port, string Root
 public sealed class SshFleet : IDisposable
 {
     readonly List<Process> daemons = new();
+    readonly ConcurrentDictionary<string, ConcurrentQueue<string>> logs = new();
     public TempDir Dir { get; } = new("fleet");
     public List<TestHost> Hosts { get; } = new();
     public string ClientKey => Dir["client_ed25519"];
@@ -23,7 +25,11 @@ public sealed class SshFleet : IDisposable
 
     /// <param name="pwsh">Per host: whether pwsh is on its PATH (else it gets the safedeploy host uploaded).</param>
     /// <param name="down">Hosts listed in the inventory but with no sshd (unreachable).</param>
-    public SshFleet(int count, Func<int, bool>? pwsh = null, ISet<int>? down = null, int firstAddress = 2)
+    /// <param name="subsystem">Per host with pwsh: whether its sshd offers the `powershell` subsystem (default: every host with pwsh does).</param>
+    /// <param name="bare">Per host: a bare VM, with no .NET at all: its sshd (and so every session) runs in a mount namespace
+    /// where empty tmpfs mounts hide /usr/share/dotnet, /usr/lib/dotnet and ~/.dotnet.</param>
+    public SshFleet(int count, Func<int, bool>? pwsh = null, ISet<int>? down = null, int firstAddress = 2, Func<int, bool>? subsystem = null,
+        Func<int, bool>? bare = null)
     {
         Directory.CreateDirectory("/run/sshd"); // sshd's privilege-separation directory (systemd normally makes it)
         Keygen(Dir["host_ed25519"]);
@@ -44,6 +50,8 @@ public sealed class SshFleet : IDisposable
             known.Append($"[{address}]:{port} {hostKey[0]} {hostKey[1]}\n");
             if (!up) continue;
             var path = (hasPwsh ? PwshDir + ":" : "") + "/usr/local/bin:/usr/bin:/bin";
+            // PowerShell remoting over SSH: New-PSSession -HostName asks for this subsystem.
+            var remoting = hasPwsh && (subsystem?.Invoke(i) ?? true) ? $"Subsystem powershell {Path.Combine(PwshDir, "pwsh")} -sshs -NoLogo -NoProfile" : "";
             File.WriteAllText(Path.Combine(hostDir, "sshd_config"), $"""
                 HostKey {Dir["host_ed25519"]}
                 PidFile {Path.Combine(hostDir, "sshd.pid")}
@@ -56,20 +64,35 @@ public sealed class SshFleet : IDisposable
                 PermitUserEnvironment no
                 SetEnv PATH={path} HOME={home} DOTNET_CLI_TELEMETRY_OPTOUT=1 POWERSHELL_TELEMETRY_OPTOUT=1
                 Subsystem sftp internal-sftp
+                {remoting}
                 MaxStartups 100
                 MaxSessions 100
-                LogLevel ERROR
+                LogLevel VERBOSE
 
                 """);
-            var p = Process.Start(new ProcessStartInfo("/usr/sbin/sshd", ["-D", "-e", "-f", Path.Combine(hostDir, "sshd_config"), "-p", port.ToString(), "-o", $"ListenAddress={address}"])
-            { RedirectStandardError = true, RedirectStandardOutput = true })!;
-            p.ErrorDataReceived += (_, _) => { };
+            string[] sshd = ["/usr/sbin/sshd", "-D", "-e", "-f", Path.Combine(hostDir, "sshd_config"), "-p", port.ToString(), "-o", $"ListenAddress={address}"];
+            if (bare?.Invoke(i) == true)
+            {
+                var hide = string.Join(" && ", DotnetDirectories.Select(d => $"mount -t tmpfs -o size=64k,mode=0755 none '{d}'"));
+                sshd = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", hide + " && exec \"$0\" \"$@\"", .. sshd];
+            }
+            var p = Process.Start(new ProcessStartInfo(sshd[0], sshd[1..]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+            var log = new ConcurrentQueue<string>();
+            logs[$"h{i + 1}"] = log;
+            p.ErrorDataReceived += (_, e) => { if (e.Data is { } line) log.Enqueue(line); };
             p.BeginErrorReadLine();
             daemons.Add(p);
         }
         File.WriteAllText(KnownHosts, known.ToString());
         foreach (var h in Hosts.Where(h => h.Running)) WaitListening(h);
     }
+
+    /// <summary>What a host's sshd logged so far (LogLevel VERBOSE: connections, sessions and the subsystem each asked for).</summary>
+    public IReadOnlyList<string> SshdLog(string host) => logs.TryGetValue(host, out var q) ? q.ToArray() : [];
+
+    /// <summary>Where this machine's .NET lives (what a bare host must not see).</summary>
+    static IEnumerable<string> DotnetDirectories =>
+        new[] { "/usr/share/dotnet", "/usr/lib/dotnet", Path.Combine(Environment.GetEnvironmentVariable("HOME") ?? "/root", ".dotnet") }.Where(Directory.Exists);
 
     /// <summary>Where the pwsh of this machine lives (the dotnet tool), for hosts that have pwsh.</summary>
     public static string PwshDir => Path.Combine(Environment.GetEnvironmentVariable("HOME") ?? "/root", ".dotnet", "tools");

@@ -46,6 +46,8 @@ public class HelpExampleTests(ITestOutputHelper output)
         ["Invoke-SafeDeploy 5"] = "rolls out to the hosts of a real fleet.yaml over ssh (Fleet/ tests run real sshd hosts on 127.0.0.x)",
         ["Invoke-SafeDeploy 6"] = "rolls out to the hosts of a real fleet.yaml over ssh (Fleet/ tests run real sshd hosts on 127.0.0.x)",
         ["Test-LockSupport 4"] = "probes two real mounts /mnt/models-a and /mnt/models-b of one shared filesystem",
+        ["Confirm-SafeDeploy 4"] = "rolls out to and confirms on the hosts of a real fleet.yaml over ssh (Fleet/FleetRemotingTests run real sshd hosts)",
+        ["Undo-SafeDeploy 3"] = "rolls out to and undoes on the hosts of a real fleet.yaml over ssh (Fleet/FleetRemotingTests run real sshd hosts)",
     };
 
     /// <summary>What a reader has before an example: PowerShell run in the example's fresh HOME and working directory.</summary>

@@ -289,6 +289,71 @@ public class ServiceManagerTests
         await manager.StopAsync(NullReporter.Instance, default);
     }
 
+    [Fact]
+    public void ProcessServicePhase_GetsTheSpecsVariables_AndACallersSecretOnlyWhenInheritedByName()
+    {
+        using var box = new ShimSandbox();
+        using var scope = new EnvScope(("SSH_AUTH_SOCK", "/tmp/ssh-svc-test/agent.1"), ("HF_TOKEN", "hf_service_must_not_see"));
+        var sleep = new[] { "/usr/bin/sleep", "/bin/sleep" }.First(File.Exists);
+        var manifest = Path.Combine(box.Path, "deploy.yaml");
+        File.WriteAllText(manifest, $$"""
+            name: svcenv
+            variables: { greeting: hello }
+            environment: { TOP_VAR: top }
+            phases:
+              - name: plain
+                service: { action: start, manager: process, command: [{{sleep}}, "600"], pidFile: /run/plain.pid,
+                           environment: { SPEC_VAR: "${greeting}" } }
+              - name: asked
+                dependsOn: [plain]
+                service: { action: start, manager: process, command: [{{sleep}}, "601"], pidFile: /run/asked.pid,
+                           environment: { SPEC_VAR: asked }, inheritEnvironment: [SSH_AUTH_SOCK] }
+            """);
+        using var ps = new PsSession();
+        var r = ps.Run("Invoke-SafeDeploy -Manifest $m -Root $root -StateDirectory $state",
+            ("m", manifest), ("root", box.Root), ("state", Path.Combine(box.Path, "state")));
+        Dictionary<string, string> EnvironOf(string pidFile)
+        {
+            int pid = box.Track(int.Parse(File.ReadAllText(box[pidFile]).Trim()));
+            return File.ReadAllText($"/proc/{pid}/environ").Split('\0', StringSplitOptions.RemoveEmptyEntries)
+                .Select(v => v.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+        }
+        foreach (var f in new[] { "/run/plain.pid", "/run/asked.pid" }.Where(f => File.Exists(box[f]))) EnvironOf(f); // tracked for cleanup
+        Assert.True(r.Output.Count == 1 && (string)r.Prop(0, "Status")! == "Succeeded", r.Describe());
+
+        var plain = EnvironOf("/run/plain.pid");
+        Assert.Equal("hello", plain["SPEC_VAR"]);
+        Assert.Equal("top", plain["TOP_VAR"]);
+        Assert.Equal(ProcessEnvironment.DefaultPath, plain["PATH"]);
+        Assert.Equal("plain", plain["SAFEDEPLOY_PHASE"]);
+        Assert.DoesNotContain("SSH_AUTH_SOCK", plain.Keys);
+        Assert.DoesNotContain("HF_TOKEN", plain.Keys);
+
+        var asked = EnvironOf("/run/asked.pid");
+        Assert.Equal("asked", asked["SPEC_VAR"]);
+        Assert.Equal("/tmp/ssh-svc-test/agent.1", asked["SSH_AUTH_SOCK"]);
+        Assert.DoesNotContain("HF_TOKEN", asked.Keys);
+    }
+
+    [Fact]
+    public void SystemdServicePhase_WithEnvironmentKeys_IsAManifestError()
+    {
+        using var dir = new TempDir("svcenv");
+        var manifest = dir.Write("deploy.yaml", """
+            name: bad
+            phases:
+              - name: svc
+                service: { action: start, manager: systemd, unit: x.service, environment: { A: b } }
+              - name: svc2
+                service: { action: start, manager: process, command: [/bin/true], pidFile: /run/x.pid, inheritEnvironment: maybe }
+            """);
+        using var ps = new PsSession();
+        var r = ps.Run("Test-SafeDeployManifest $m", ("m", manifest));
+        var problems = r.Output.Select(o => o.ToString()!).ToList();
+        Assert.Contains(problems, p => p.Contains("deploy.yaml:4:") && p.Contains("'environment' does not apply to the systemd manager"));
+        Assert.Contains(problems, p => p.Contains("deploy.yaml:6:") && p.Contains("'inheritEnvironment' must be true, false, or a list"));
+    }
+
     static int SessionOf(int pid)
     {
         var stat = File.ReadAllText($"/proc/{pid}/stat");

@@ -63,7 +63,8 @@ public sealed class ShimSandbox : IDisposable
     /// <summary>The pid the pid file names now (tracked for cleanup).</summary>
     public int? CurrentPid()
     {
-        try { return int.TryParse(File.ReadAllText(PidFile).Trim(), out var p) ? Track(p) : null; }
+        // Only a regular file: a test plants a FIFO there, which a plain read would wait on forever.
+        try { return Native.Stat(PidFile, followSymlinks: false) is { IsRegularFile: true } && int.TryParse(File.ReadAllText(PidFile).Trim(), out var p) ? Track(p) : null; }
         catch (IOException) { return null; }
     }
 

@@ -47,6 +47,19 @@ public sealed class Attacker : IDisposable
         return dir;
     }
 
+    /// <summary>
+    /// A root-owned directory the attacker's group may write (root:65534, 0775, not sticky), like a team's shared
+    /// directory: the attacker may rename and replace any entry in it, root's included.
+    /// </summary>
+    public string GroupWritableDirectory(string name)
+    {
+        var dir = scratch[name];
+        Directory.CreateDirectory(dir);
+        Programs.Run("chown", $"0:{Uid}", dir);
+        File.SetUnixFileMode(dir, (UnixFileMode)0x1FD); // 0775
+        return dir;
+    }
+
     /// <summary>The attacker makes <paramref name="link"/> point at <paramref name="target"/>.</summary>
     public void Symlink(string target, string link) => Run("ln", "-sfn", target, link);
 
@@ -72,6 +85,48 @@ public sealed class Attacker : IDisposable
         var p = Process.Start(new ProcessStartInfo("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", "sh", "-c", script])
             { RedirectStandardError = true, RedirectStandardOutput = true })!;
         running.Add(p);
+    }
+
+    /// <summary>
+    /// Exchanges <paramref name="path"/> in a loop between a directory (the attacker's, or one already there that it may
+    /// rename, e.g. root's in a <see cref="GroupWritableDirectory"/>) and a symlink to
+    /// <paramref name="linkTarget"/> with renameat2(RENAME_EXCHANGE) (a small C program: the exchange is one system call), so the name is always one or the other, never
+    /// absent: a race against a walk that looks at a component twice (open, then stat by name) until Dispose.
+    /// </summary>
+    public void StartExchanging(string path, string linkTarget)
+    {
+        var dir = Path.GetDirectoryName(path)!;
+        var name = Path.GetFileName(path);
+        const string source = """
+            #define _GNU_SOURCE
+            #include <errno.h>
+            #include <fcntl.h>
+            #include <stdio.h>
+            #include <sys/stat.h>
+            #include <unistd.h>
+            /* argv: directory, name, link target. The name is a directory (made unless it exists) or the link, never absent. */
+            int main(int argc, char **argv) {
+                char link[4096];
+                if (argc != 4 || chdir(argv[1]) != 0) { perror("chdir"); return 2; }
+                snprintf(link, sizeof link, ".link-%s", argv[2]);
+                if (symlink(argv[3], link) != 0 || (mkdir(argv[2], 0755) != 0 && errno != EEXIST)) { perror("setup"); return 2; }
+                for (;;) if (renameat2(AT_FDCWD, argv[2], AT_FDCWD, link, RENAME_EXCHANGE) != 0) { perror("renameat2"); return 2; }
+            }
+            """;
+        var program = scratch["exchange"];
+        if (!File.Exists(program))
+        {
+            File.WriteAllText(scratch["exchange.c"], source);
+            Programs.Run("gcc", "-O2", "-o", program, scratch["exchange.c"]);
+            File.SetUnixFileMode(program, (UnixFileMode)0x1ED);
+        }
+        var p = Process.Start(new ProcessStartInfo("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", program, dir, name, linkTarget])
+            { RedirectStandardError = true, RedirectStandardOutput = true })!;
+        running.Add(p);
+        // Started when the name exists; a loop that died at once (no renameat2) says why.
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!Path.Exists(path) && DateTime.UtcNow < deadline && !p.HasExited) Thread.Sleep(20);
+        if (p.HasExited || !Path.Exists(path)) throw new InvalidOperationException("the exchanging loop did not start: " + p.StandardError.ReadToEnd());
     }
 
     public void Dispose()

@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using SafeDeploy.Engine.Errors;
+using SafeDeploy.Engine.Manifest;
+using SafeDeploy.Engine.Platform;
+
+namespace SafeDeploy.Engine.Fleet;
+
+/// <summary>What Confirm-SafeDeploy or Undo-SafeDeploy does on each host of a fleet.</summary>
+public enum HostOperation { Confirm, Undo }
+
+/// <summary>Where and how to confirm or undo a deployment across hosts.</summary>
+public sealed record FleetOperationOptions
+{
+    /// <summary>The deployment's name (the manifest's `name`).</summary>
+    public required string Name { get; init; }
+    public required IReadOnlyList<FleetHost> Hosts { get; init; }
+    /// <summary>Hosts worked on at once.</summary>
+    public int ThrottleLimit { get; init; } = 5;
+    /// <summary>The controller's module folder, uploaded to hosts that lack this version (as by a rollout).</summary>
+    public required string ModuleDirectory { get; init; }
+    public string ModuleVersion { get; init; } = "0";
+    /// <summary>The safedeploy executable for hosts without pwsh (null: such hosts are Unreachable).</summary>
+    public string? HostExecutable { get; init; }
+    public TimeSpan HostTimeout { get; init; } = TimeSpan.FromMinutes(30);
+    public IOperationReporter Reporter { get; init; } = NullReporter.Instance;
+    public RemoteSessionInvoker? Sessions { get; init; }
+}
+
+/// <summary>
+/// Confirms (try mode) or undoes a deployment on every selected host, through the same transport as a rollout: the runtime
+/// staged by hash, then the host's own Confirm-SafeDeploy or Undo-SafeDeploy. Hosts are independent: one host's failure
+/// does not stop the others. Each host's outcome goes to <c>emit</c> as it comes.
+/// </summary>
+public static class FleetMaintenance
+{
+    public static IReadOnlyList<HostDeployResult> Run(FleetOperationOptions o, HostOperation op, Action<HostDeployResult> emit, CancellationToken token)
+    {
+        using var ssh = new SshTransport();
+        var work = Directory.CreateTempSubdirectory("safedeploy-fleet-");
+        try
+        {
+            var module = HostStaging.ModuleBundle(o.ModuleDirectory, o.ModuleVersion);
+            var hostBundle = o.HostExecutable is null ? null : HostStaging.HostBundle(o.HostExecutable, o.ModuleVersion);
+            var staging = new HostStaging(ActionRegistry.CreateDefault(), ssh, work.FullName, module, hostBundle);
+            var runner = new RemoteRunner(ssh, o.Sessions, o.Reporter, o.HostTimeout);
+            var results = new HostDeployResult?[o.Hosts.Count];
+            using var gate = new SemaphoreSlim(Math.Max(1, o.ThrottleLimit));
+            var tasks = o.Hosts.Select((h, i) => Task.Run(() =>
+            {
+                gate.Wait(token);
+                try { emit(results[i] = One(o, op, h, staging, runner, token)); }
+                finally { gate.Release(); }
+            }, CancellationToken.None)).ToArray();
+            Task.WhenAll(tasks).ContinueWith(_ => { }, TaskScheduler.Default).GetAwaiter().GetResult();
+            token.ThrowIfCancellationRequested();
+            foreach (var t in tasks) if (t.Exception is { } e) throw e.InnerException ?? e;
+            return results.Select(r => r!).ToList();
+        }
+        finally
+        {
+            try { work.Delete(true); } catch (IOException) { }
+        }
+    }
+
+    static HostDeployResult One(FleetOperationOptions o, HostOperation op, FleetHost host, HostStaging staging, RemoteRunner runner, CancellationToken token)
+    {
+        var clock = Stopwatch.StartNew();
+        string failed = op == HostOperation.Confirm ? "Failed" : "RollbackFailed";
+        HostDeployResult Result(string status, string? error, RemoteOutcome? r = null) => new()
+        {
+            HostName = host.Name, Status = status, Generation = r?.Generation ?? 0, Id = r?.Id, Error = error, Duration = clock.Elapsed,
+            Name = o.Name, Rollout = "", RollbackAt = r?.RollbackAt,
+        };
+        HostStage stage;
+        try { stage = staging.StageRuntime(host, token); }
+        catch (SafeDeployException e) when (!token.IsCancellationRequested)
+        {
+            o.Reporter.Warning($"Host '{host.Name}' is unreachable and was not changed: {e.Message}");
+            return Result("Unreachable", e.Message);
+        }
+        var script = op == HostOperation.Confirm ? RemoteScripts.Confirm(host, o.Name) : RemoteScripts.Undo(host, o.Name);
+        var outcome = runner.Run(host, stage, null, script, token, out var failure);
+        if (outcome is null) return Result(failed, failure);
+        o.Reporter.Verbose($"Host '{host.Name}': {op} gave {outcome.Status}, generation {outcome.Generation} (run {outcome.Id}) in {clock.ElapsedMilliseconds} ms " +
+            $"({(outcome.Via == "remoting" ? "PowerShell remoting session" : "ssh")}).");
+        bool ok = op == HostOperation.Confirm ? outcome.Status == "Succeeded" : outcome.Status == "Undone";
+        return Result(ok ? (op == HostOperation.Confirm ? "Succeeded" : "RolledBack") : failed, ok ? null : outcome.Error ?? outcome.Status, outcome);
+    }
+
+    /// <summary>The error for hosts that were not confirmed or undone (null when every host was).</summary>
+    public static SafeDeployException? Failure(HostOperation op, string name, IReadOnlyList<HostDeployResult> results)
+    {
+        var bad = results.Where(r => r.Status is not ("Succeeded" or "RolledBack")).ToList();
+        if (bad.Count == 0) return null;
+        var id = op == HostOperation.Confirm ? "FleetConfirmFailed" : "FleetUndoFailed";
+        return new SafeDeployException(id, ErrorKind.InvalidOperation, name,
+            $"{op} of '{name}' did not finish on {bad.Count} of {results.Count} host(s): " +
+            string.Join(", ", bad.GroupBy(r => r.Status).Select(g => $"{g.Count()} {g.Key} ({string.Join(", ", g.Select(r => r.HostName))})")) +
+            (bad.FirstOrDefault(r => r.Error is not null) is { } first ? $". First error, on {first.HostName}: {first.Error}" : "."),
+            op == HostOperation.Confirm
+                ? "Look at each host's Error (Format-List *); a host whose try-mode run expired rolled back on its own: deploy it again."
+                : "Look at each host's Error (Format-List *), fix the cause, and run the same command again for those hosts (-HostName).");
+    }
+}
