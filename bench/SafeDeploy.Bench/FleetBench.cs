@@ -93,7 +93,7 @@ public sealed partial class FleetBench : IBenchmark
     }
 
     [GeneratedRegex(@"staged in (\d+) ms")] private static partial Regex StagedLine();
-    [GeneratedRegex(@"remote run (\d+) ms, of which the deployment (\d+) ms")] private static partial Regex RemoteLine();
+    [GeneratedRegex(@"remote run (\d+) ms(?: \([^)]*\))?, of which the deployment (\d+) ms")] private static partial Regex RemoteLine();
 
     static void Reset(SshFleet fleet)
     {
