@@ -18,6 +18,8 @@ public sealed record FileEditResult
     public TimeSpan LockWait { get; init; }
     /// <summary>The bytes before the edit (null when the file did not exist) — what an undo restores.</summary>
     public byte[]? PreviousContent { get; init; }
+    /// <summary>Preview only: an earlier edit left a temporary file or a creation lock beside the file, which an edit removes.</summary>
+    public bool Leftovers { get; init; }
 }
 
 public sealed record FileEditOptions
@@ -77,16 +79,22 @@ public static class LockedFileEditor
     static FileEditResult Preview(string path, Func<string?, string> transform)
     {
         byte[]? current = null;
+        bool leftovers = false;
         if (Directory.Exists(System.IO.Path.GetDirectoryName(path)))
         {
             using var dir = SafePath.OpenParent(path, out var name);
             CheckTarget(path, Native.StatAt(dir.Handle, name, followSymlinks: false));
             using var fd = dir.TryOpenHere(name, SafeOpen.Read, 0, out _);
             current = fd is null ? null : ReadAll(fd, path);
+            leftovers = HasLeftovers(dir, name);
         }
         var text = current is null ? null : Decode(current);
         var next = transform(text);
-        return new FileEditResult { Path = path, Changed = next != text, Created = current is null, Diff = next == text ? "" : TextDiff.Lines(text ?? "", next), PreviousContent = current };
+        return new FileEditResult
+        {
+            Path = path, Changed = next != text, Created = current is null, Diff = next == text ? "" : TextDiff.Lines(text ?? "", next), PreviousContent = current,
+            Leftovers = leftovers,
+        };
     }
 
     static void CheckTarget(string path, FileStatus? st)
@@ -114,6 +122,7 @@ public static class LockedFileEditor
         catch (SafeDeployException e) when (e.ErrorId == "LockPathNotFound" && attempt < 10) { return null; }
         using (held)
         {
+            RemoveStaleTemporaries(dir, name);
             var before = ReadAll(held.Handle, path);
             var beforeText = Decode(before);
             var after = transform(beforeText);
@@ -137,15 +146,67 @@ public static class LockedFileEditor
         try
         {
             if (Native.StatAt(dir.Handle, name, followSymlinks: false) is not null) return null; // created meanwhile: lock the file itself
+            RemoveStaleTemporaries(dir, name);
             var after = transform(null);
             Write(dir, name, path, after, new AtomicWriteOptions { NewFileMode = options.NewFileMode, NewFileOwner = options.NewFileOwner, Temporary = options.Temporary });
             return new FileEditResult { Path = path, Changed = true, Created = true, Diff = TextDiff.Lines("", after), LockWait = held.WaitTime };
         }
         finally
         {
-            // Removed while held; a waiter on this inode finds the path no longer names it and starts over.
-            if (held.Created && Native.UnlinkAt(dir.Handle, $".{name}.lock", directory: false) is not (0 or Native.ENOENT)) Native.UnlinkAt(dir.Handle, $".{name}.lock", directory: false);
+            // Removed while held (also one an earlier creator could not remove); a waiter on this inode finds the path no
+            // longer names it and starts over.
+            if (Native.UnlinkAt(dir.Handle, $".{name}.lock", directory: false) is not (0 or Native.ENOENT)) Native.UnlinkAt(dir.Handle, $".{name}.lock", directory: false);
         }
+    }
+
+    /// <summary>
+    /// Removes the temporary files an earlier edit of this file left (killed between its fsync and its rename, or on a disk
+    /// that refused even the unlink). Called under the file's lock, which every editor holds from before it creates its
+    /// temporary until after the rename, so none of these is in use: only regular files of ours named exactly as the
+    /// writer names them (`.&lt;name&gt;.&lt;12 hex&gt;.tmp`), found and removed through the directory already opened.
+    /// </summary>
+    static void RemoveStaleTemporaries(SafeDirectory dir, string name)
+    {
+        RemoveStaleCreationLock(dir, name);
+        foreach (var entry in StaleTemporaries(dir, name)) Native.UnlinkAt(dir.Handle, entry, directory: false);
+    }
+
+    /// <summary>The writer's temporary files of this target in the directory: regular files of ours named `.&lt;name&gt;.&lt;12 hex&gt;.tmp`.</summary>
+    static List<string> StaleTemporaries(SafeDirectory dir, string name)
+    {
+        IEnumerable<string> entries;
+        try { entries = Directory.EnumerateFiles($"/proc/self/fd/{dir.Handle.DangerousGetHandle()}", $".{name}.*.tmp").Select(System.IO.Path.GetFileName)!; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; } // best effort: the edit itself goes on
+        return entries.Where(entry =>
+        {
+            var hex = entry.AsSpan((name.Length + 2)..^4);
+            return hex.Length == 12 && hex.ToString().All(char.IsAsciiHexDigitLower)
+                && Native.StatAt(dir.Handle, entry, followSymlinks: false) is { IsRegularFile: true } st && st.Uid == Native.GetEffectiveUserId();
+        }).ToList();
+    }
+
+    /// <summary>Whether an earlier edit left a temporary file or, beside an existing file, its creation lock (what the next edit removes).</summary>
+    static bool HasLeftovers(SafeDirectory dir, string name) =>
+        StaleTemporaries(dir, name).Count > 0
+        || Native.StatAt(dir.Handle, name, followSymlinks: false) is not null && Native.StatAt(dir.Handle, $".{name}.lock", followSymlinks: false) is { IsRegularFile: true };
+
+    /// <summary>
+    /// A `.&lt;name&gt;.lock` that a creator could not remove (its unlink refused by a failing disk) once the file exists: removed
+    /// when nobody holds it (a creator still holding it removes it itself; a waiter on it finds the path gone and starts over).
+    /// </summary>
+    static void RemoveStaleCreationLock(SafeDirectory dir, string name)
+    {
+        var lockName = $".{name}.lock";
+        if (Native.StatAt(dir.Handle, name, followSymlinks: false) is null) return; // still a creation in progress or to come
+        using var fd = TryOpen(dir, lockName);
+        if (fd is null || Native.Flock(fd, Native.LOCK_EX | Native.LOCK_NB) != 0) return;
+        Native.UnlinkAt(dir.Handle, lockName, directory: false);
+    }
+
+    static SafeFileHandle? TryOpen(SafeDirectory dir, string name)
+    {
+        try { return dir.TryOpenHere(name, SafeOpen.Read, 0, out _); }
+        catch (SafeDeployException) { return null; } // a link, a FIFO, another user's file: not ours to remove
     }
 
     // The one writer, in the directory opened before the lock was taken (the lock checked that the path still names the file).

@@ -46,8 +46,10 @@ public sealed class EditLockedFileCommand : SafeDeployCmdlet
             TryEngine(() =>
             {
                 var preview = LockedFileEditor.Edit(path, Apply(path), new FileEditOptions { WhatIf = true }, Cancellation);
-                if (!preview.Changed) { WriteVerbose($"'{path}' is already as asked; nothing written."); if (PassThru) WriteObject(preview); return; }
-                if (!ShouldProcess(path, $"Edit file ({(preview.Created ? "create" : "replace")}):\n{preview.Diff}")) return;
+                if (!preview.Changed && !preview.Leftovers) { WriteVerbose($"'{path}' is already as asked; nothing written."); if (PassThru) WriteObject(preview); return; }
+                // Already as asked, but an earlier edit left its temporary file or lock (a crash, a full disk): the edit removes them.
+                if (!ShouldProcess(path, preview.Changed ? $"Edit file ({(preview.Created ? "create" : "replace")}):\n{preview.Diff}"
+                        : "Remove the temporary files an earlier edit of this file left")) return;
                 // Runs on the pipeline thread: a -Transform script block must run where its runspace is.
                 var result = LockedFileEditor.Edit(path, Apply(path), new FileEditOptions
                 {

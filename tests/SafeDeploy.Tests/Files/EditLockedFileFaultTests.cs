@@ -48,13 +48,19 @@ public sealed class EditLockedFileFaultTests(ITestOutputHelper output) : IDispos
         return dir;
     }
 
-    static string Attempt(string dir, Scenario s, long point, string label) =>
-        FaultInjector.MarkerScript(dir, point) +
+    static string Attempt(string dir, Scenario s, long point, string label, bool sticky = false) =>
+        FaultInjector.MarkerScript(dir, point, sticky) +
         $"try {{ {s.Run(dir)} -ErrorAction Stop; [Console]::WriteLine('RESULT {label} OK') }} " +
         $"catch {{ [Console]::WriteLine('RESULT {label} ERR ' + $_.FullyQualifiedErrorId + ' | ' + ($_.Exception.Message -replace \"`n\", ' ')) }}\n";
 
     [Fact]
-    public void EveryIoCallOfEveryMode_FailingOnce_LeavesOldOrNew_NoTemporaryFile_AndANamedCause()
+    public void EveryIoCallOfEveryMode_FailingOnce_LeavesOldOrNew_NoTemporaryFile_AndANamedCause() => Sweep(sticky: false, FaultInjector.EIO);
+
+    /// <summary>A disk full from call N on: every later call fails with ENOSPC too (cleanup included); the next edit, with space again, clears what was left.</summary>
+    [Fact]
+    public void EveryIoCallOfEveryMode_DiskFullFromThereOn_LeavesOldOrNew_NamesTheFullDisk_AndTheNextEditLeavesNothing() => Sweep(sticky: true, FaultInjector.ENOSPC);
+
+    void Sweep(bool sticky, int errno)
     {
         // 1. Count: each mode once, with no fault, to learn its calls and its result.
         var script = new StringBuilder();
@@ -83,9 +89,9 @@ public sealed class EditLockedFileFaultTests(ITestOutputHelper output) : IDispos
             {
                 var dir = Prepare($"i-{s.Name}-{n}", s);
                 attempts.Add((s, n, dir));
-                script.Append(Attempt(dir, s, n, $"{s.Name}-{n}"));
+                script.Append(Attempt(dir, s, n, $"{s.Name}-{n}", sticky));
             }
-        var sweep = FaultInjector.RunHost(root.Path, script.ToString());
+        var sweep = FaultInjector.RunHost(root.Path, script.ToString(), errno);
         Assert.True(sweep.Outcome.ExitCode is 0 or 1, sweep.Outcome.ToString()); // 1: errors were reported (and caught)
         Assert.Equal(attempts.Count, sweep.Segments.Count);
 
@@ -108,8 +114,9 @@ public sealed class EditLockedFileFaultTests(ITestOutputHelper output) : IDispos
             bool isOld = s.Initial is null ? now is null : now is not null && Encoding.UTF8.GetString(now) == s.Initial;
             if (!isNew && !isOld) problems.Add($"{what}: the file is neither old nor new: {(now is null ? "absent" : Encoding.UTF8.GetString(now))}");
             if (success && !isNew) problems.Add($"{what}: reported success but the file is not the new one");
-            if (!success && !line.Contains("input/output error", StringComparison.Ordinal)) problems.Add($"{what}: the error does not name the cause: {line}");
-            if (!success && !line.Contains(" IOError", StringComparison.Ordinal)) problems.Add($"{what}: not an IOError: {line}");
+            var (cause, id) = errno == FaultInjector.EIO ? ("input/output error", " IOError") : ("no space left", " DiskFull");
+            if (!success && !line.Contains(cause, StringComparison.Ordinal)) problems.Add($"{what}: the error does not name the cause: {line}");
+            if (!success && !line.Contains(id, StringComparison.Ordinal)) problems.Add($"{what}: not{id}: {line}");
             if (now is not null)
             {
                 var mode = (uint)File.GetUnixFileMode(target);
@@ -119,9 +126,10 @@ public sealed class EditLockedFileFaultTests(ITestOutputHelper output) : IDispos
             var left = Directory.EnumerateFileSystemEntries(dir, "*", SearchOption.AllDirectories)
                 .Where(e => e != target && !(s.MissingDirectory && now is not null && target.StartsWith(e + "/", StringComparison.Ordinal)))
                 .Select(e => e.Replace(dir, "<dir>")).ToList();
-            if (left.Count > 0) problems.Add($"{what}: left behind: {string.Join(", ", left)}");
+            // Sticky: the full disk may refuse the cleanup too; the next edit (step 3) must then leave nothing.
+            if (left.Count > 0 && !sticky) problems.Add($"{what}: left behind: {string.Join(", ", left)}");
         }
-        output.WriteLine($"sweep: {attempts.Count} attempts (one EIO each), {ok} ended in success with the new file, {failed} in an error with old or new; {problems.Count} problems");
+        output.WriteLine($"{(sticky ? "sticky " : "")}sweep: {attempts.Count} attempts ({(errno == FaultInjector.EIO ? "EIO" : "ENOSPC")} at call N{(sticky ? " and every call after" : "")}), {ok} ended in success with the new file, {failed} in an error with old or new; {problems.Count} problems");
         foreach (var p in problems) output.WriteLine("  " + p);
 
         // 3. With the disk healthy again, every attempt's edit succeeds.
@@ -132,7 +140,8 @@ public sealed class EditLockedFileFaultTests(ITestOutputHelper output) : IDispos
         foreach (var (s, n, dir) in attempts)
         {
             Assert.Equal(expected[s.Name], File.ReadAllBytes(s.Target(dir)));
-            Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(s.Target(dir))!, ".*"));
+            var hidden = Directory.GetFiles(Path.GetDirectoryName(s.Target(dir))!, ".*");
+            Assert.True(hidden.Length == 0, $"{s.Name}-{n}: left after the next edit: {string.Join(", ", hidden.Select(Path.GetFileName))}");
         }
         Assert.Empty(problems);
     }
