@@ -73,6 +73,7 @@ public sealed class FileLock : IDisposable
     public static FileLock? TryAcquire(string path, LockOptions? options = null)
     {
         options ??= new LockOptions();
+        int swaps = 0;
         while (true)
         {
             var file = OpenLockFile(path, options);
@@ -80,7 +81,7 @@ public sealed class FileLock : IDisposable
             int rc = Native.Flock(fd, (options.Shared ? Native.LOCK_SH : Native.LOCK_EX) | Native.LOCK_NB);
             if (rc == Native.EWOULDBLOCK) { fd.Dispose(); return null; }
             if (rc != 0) { fd.Dispose(); throw FlockFailed(path, rc); }
-            if (options.VerifyPathIdentity && !StillNamesPath(fd, path)) { fd.Dispose(); continue; }
+            if (options.VerifyPathIdentity && !StillNamesPath(fd, path)) { fd.Dispose(); CheckSwaps(path, ++swaps); continue; }
             return Finish(path, file, options, TimeSpan.Zero, null);
         }
     }
@@ -96,6 +97,7 @@ public sealed class FileLock : IDisposable
         LockHolder? firstHolder = null;
         int activityId = ProgressIds.Next();
         bool reported = false;
+        int swaps = 0;
         try
         {
             while (true)
@@ -115,6 +117,7 @@ public sealed class FileLock : IDisposable
                 if (options.VerifyPathIdentity && !StillNamesPath(fd, path))
                 {
                     fd.Dispose();
+                    CheckSwaps(path, ++swaps);
                     continue;
                 }
                 return Finish(path, file, options, clock.Elapsed, firstHolder);
@@ -287,6 +290,18 @@ public sealed class FileLock : IDisposable
 
     static SafeDeployException FlockFailed(string path, int errno) => new("LockFailed", ErrorKind.ResourceUnavailable, path,
         $"flock on '{path}' failed with errno {errno}.", "The filesystem may not support flock; see Test-LockSupport.");
+
+    /// <summary>
+    /// The file locked was no longer the one the path names (replaced while we waited): that happens once or twice when
+    /// editors rename over it, never a hundred times running, unless someone keeps swapping the path (or a directory on it).
+    /// </summary>
+    static void CheckSwaps(string path, int swaps)
+    {
+        if (swaps >= 100)
+            throw new SafeDeployException("LockPathUnstable", ErrorKind.ResourceBusy, path,
+                $"The lock file '{path}' was replaced {swaps} times while SafeDeploy took its lock: something keeps swapping it or a directory on its path.",
+                "Find what keeps replacing it (a directory another user can write, a racing script), stop it, then run again.");
+    }
 
     static bool StillNamesPath(SafeFileHandle fd, string path)
     {
