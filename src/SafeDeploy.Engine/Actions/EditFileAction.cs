@@ -54,13 +54,13 @@ public sealed class EditFileAction : IDeployAction, IPreviewAction
     {
         var target = context.MapPath(Path);
         context.EnsureParentDirectory(target);
-        // The edit goes through the directory opened inside the root (its /proc/self/fd path): no ancestor is resolved again.
+        // The edit, its lock and its replacement go through the directory opened inside the root, by name: no ancestor is resolved again.
         // Its temporary file and a new file's creation lock are journaled (real paths under the root) before they exist.
         using var at = context.Root.Open(Path);
         // Taking the file's lock creates it: journal "did not exist" first, so a crash right then still removes it.
         if (at.Stat() is null) context.Journal(new UndoRecord { Step = "backup", Backups = [new FileBackup(target, null, null)] });
         string diff = "";
-        var result = LockedFileEditor.Edit(at.Pinned, text =>
+        var result = LockedFileEditor.Edit(at.Directory, at.Name, target, text =>
         {
             var next = Apply(text, target);
             if (next != text && text is not null) context.BackupFile(target); // under the file's lock, journaled before the write

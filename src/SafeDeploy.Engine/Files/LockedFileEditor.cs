@@ -76,6 +76,26 @@ public static class LockedFileEditor
         }
     }
 
+    /// <summary>
+    /// Edits <paramref name="name"/> in a directory already opened (inside a -Root jail): the file, its lock and its
+    /// replacement are opened by name in that descriptor only, never by resolving <paramref name="path"/> (which names the
+    /// file in messages). Its parent directories must exist (the caller opened them).
+    /// </summary>
+    public static FileEditResult Edit(SafeDirectory dir, string name, string path, Func<string?, string> transform, FileEditOptions? options = null,
+        CancellationToken cancellationToken = default)
+    {
+        options ??= new FileEditOptions();
+        for (int attempt = 0; ; attempt++)
+        {
+            var st = Native.StatAt(dir.Handle, name, followSymlinks: false);
+            CheckTarget(path, st);
+            var result = st is null
+                ? TryCreate(dir, name, path, transform, options, cancellationToken, pinned: true)
+                : TryEditExisting(dir, name, path, transform, options, cancellationToken, attempt, pinned: true);
+            if (result is not null) return result;
+        }
+    }
+
     static FileEditResult Preview(string path, Func<string?, string> transform)
     {
         byte[]? current = null;
@@ -109,7 +129,7 @@ public static class LockedFileEditor
 
     // Null: the file vanished or was replaced while we waited; the caller starts over.
     static FileEditResult? TryEditExisting(SafeDirectory dir, string name, string path, Func<string?, string> transform, FileEditOptions options,
-        CancellationToken token, int attempt)
+        CancellationToken token, int attempt, bool pinned = false)
     {
         FileLock held;
         try
@@ -117,6 +137,7 @@ public static class LockedFileEditor
             held = FileLock.Acquire(path, new LockOptions
             {
                 VerifyPathIdentity = true, RecordHolder = false, Create = false, Timeout = options.Timeout, Reporter = options.Reporter, Purpose = "edit",
+                Directory = pinned ? dir : null,
             }, token);
         }
         catch (SafeDeployException e) when (e.ErrorId == "LockPathNotFound" && attempt < 10) { return null; }
@@ -135,13 +156,15 @@ public static class LockedFileEditor
         }
     }
 
-    static FileEditResult? TryCreate(SafeDirectory dir, string name, string path, Func<string?, string> transform, FileEditOptions options, CancellationToken token)
+    static FileEditResult? TryCreate(SafeDirectory dir, string name, string path, Func<string?, string> transform, FileEditOptions options, CancellationToken token,
+        bool pinned = false)
     {
         var lockPath = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(path)!, $".{name}.lock");
         options.Temporary?.Invoke(dir.FullPath($".{name}.lock")); // taking it may create it: journaled first
         using var held = FileLock.Acquire(lockPath, new LockOptions
         {
             VerifyPathIdentity = true, RecordHolder = false, Timeout = options.Timeout, Reporter = options.Reporter, Purpose = "create",
+            Directory = pinned ? dir : null,
         }, token);
         try
         {

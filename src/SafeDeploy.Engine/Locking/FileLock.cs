@@ -33,6 +33,11 @@ public sealed record LockOptions
     /// <summary>What the lock is for, shown to waiters.</summary>
     public string? Purpose { get; init; }
     public IOperationReporter Reporter { get; init; } = NullReporter.Instance;
+    /// <summary>
+    /// The directory already opened that holds the lock file (in a -Root jail): the file is opened, and checked after the
+    /// lock, by its name in this descriptor, never by resolving the path again; the path then only names it in messages.
+    /// </summary>
+    public SafeDirectory? Directory { get; init; }
 }
 
 /// <summary>
@@ -81,7 +86,7 @@ public sealed class FileLock : IDisposable
             int rc = Native.Flock(fd, (options.Shared ? Native.LOCK_SH : Native.LOCK_EX) | Native.LOCK_NB);
             if (rc == Native.EWOULDBLOCK) { fd.Dispose(); return null; }
             if (rc != 0) { fd.Dispose(); throw FlockFailed(path, rc); }
-            if (options.VerifyPathIdentity && !StillNamesPath(fd, path)) { fd.Dispose(); CheckSwaps(path, ++swaps); continue; }
+            if (options.VerifyPathIdentity && !StillNamesPath(fd, path, options)) { fd.Dispose(); CheckSwaps(path, ++swaps); continue; }
             return Finish(path, file, options, TimeSpan.Zero, null);
         }
     }
@@ -114,7 +119,7 @@ public sealed class FileLock : IDisposable
                     rc = WaitBlocking(path, fd, op, options, clock, activityId, ref firstHolder, cancellationToken);
                 }
                 if (rc != 0) { fd.Dispose(); throw FlockFailed(path, rc); }
-                if (options.VerifyPathIdentity && !StillNamesPath(fd, path))
+                if (options.VerifyPathIdentity && !StillNamesPath(fd, path, options))
                 {
                     fd.Dispose();
                     CheckSwaps(path, ++swaps);
@@ -258,7 +263,9 @@ public sealed class FileLock : IDisposable
     {
         try
         {
-            using var dir = SafePath.OpenParent(path, out var name);
+            string name = System.IO.Path.GetFileName(path);
+            using var opened = options.Directory is null ? SafePath.OpenParent(path, out name) : null;
+            var dir = opened ?? options.Directory!;
             SafeFileHandle? fd;
             bool created;
             bool writable = true;
@@ -303,10 +310,10 @@ public sealed class FileLock : IDisposable
                 "Find what keeps replacing it (a directory another user can write, a racing script), stop it, then run again.");
     }
 
-    static bool StillNamesPath(SafeFileHandle fd, string path)
+    static bool StillNamesPath(SafeFileHandle fd, string path, LockOptions options)
     {
-        // Followed like the open was (a trusted link in the last place leads to the file we locked).
-        var now = Native.Stat(path);
+        // Followed like the open was (a trusted link in the last place leads to the file we locked); in a given directory, by name.
+        var now = options.Directory is { } dir ? Native.StatAt(dir.Handle, System.IO.Path.GetFileName(path), followSymlinks: false) : Native.Stat(path);
         return now is not null && now.SameFileAs(Native.Fstat(fd));
     }
 
