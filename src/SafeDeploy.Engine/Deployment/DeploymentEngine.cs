@@ -134,7 +134,7 @@ public sealed class DeploymentEngine
             reporter.Warning($"Run '{finished.Id}' of '{name}' was being undone when that undo stopped; its undo is now finished.");
             return new DeployResult
             {
-                Name = name, Id = finished.Id, Status = "Undone", Generation = history.LastOrDefault(h => h.Status == "Succeeded" && h.Root == finished.Root)?.Generation ?? 0,
+                Name = name, Id = finished.Id, Status = "Undone", Generation = CurrentGeneration(history.Where(h => h.Root == finished.Root).ToList()),
                 Started = finished.Started, RecoveredRuns = recovered, JournalPath = finished.JournalPath,
                 LogDirectory = Path.Combine(Store.RunDirectory(name, finished.Id), "logs"),
             };

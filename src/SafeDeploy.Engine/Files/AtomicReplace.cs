@@ -53,7 +53,16 @@ public static class AtomicReplace
         Write(dir, name, s => s.Write(content), options, display);
 
     /// <summary>A fresh temporary name beside <paramref name="name"/>.</summary>
-    public static string TemporaryName(string name) => $".{name}.{Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}.tmp";
+    public static string TemporaryName(string name) => $".{name}.{Convert.ToHexString(RandomNumberGenerator.GetBytes(TemporaryRandomBytes)).ToLowerInvariant()}.tmp";
+
+    /// <summary>Whether <paramref name="entry"/> is named as <see cref="TemporaryName"/> names a temporary file of <paramref name="name"/>.</summary>
+    public static bool IsTemporaryOf(string entry, string name)
+    {
+        if (entry.Length != name.Length + 2 * TemporaryRandomBytes + 6 || !entry.StartsWith($".{name}.", StringComparison.Ordinal) || !entry.EndsWith(".tmp", StringComparison.Ordinal)) return false;
+        return entry.AsSpan(name.Length + 2, 2 * TemporaryRandomBytes).ToString().All(char.IsAsciiHexDigitLower);
+    }
+
+    const int TemporaryRandomBytes = 6;
 
     /// <summary>The test hook's kill point (between the fsync and the rename).</summary>
     internal static void CrashPoint()

@@ -61,12 +61,7 @@ public static class LockedFileEditor
             for (int attempt = 0; ; attempt++)
             {
                 using var dir = SafePath.OpenParent(path, out var name, options.CreateParents, 0x1ED, createdDirs);
-                var st = Native.StatAt(dir.Handle, name, followSymlinks: false);
-                CheckTarget(path, st);
-                var result = st is null
-                    ? TryCreate(dir, name, path, transform, options, cancellationToken)
-                    : TryEditExisting(dir, name, path, transform, options, cancellationToken, attempt);
-                if (result is not null) return result;
+                if (TryOnce(dir, name, path, transform, options, cancellationToken, attempt, pinned: false) is { } result) return result;
             }
         }
         catch when (createdDirs.Count > 0)
@@ -86,14 +81,19 @@ public static class LockedFileEditor
     {
         options ??= new FileEditOptions();
         for (int attempt = 0; ; attempt++)
-        {
-            var st = Native.StatAt(dir.Handle, name, followSymlinks: false);
-            CheckTarget(path, st);
-            var result = st is null
-                ? TryCreate(dir, name, path, transform, options, cancellationToken, pinned: true)
-                : TryEditExisting(dir, name, path, transform, options, cancellationToken, attempt, pinned: true);
-            if (result is not null) return result;
-        }
+            if (TryOnce(dir, name, path, transform, options, cancellationToken, attempt, pinned: true) is { } result) return result;
+    }
+
+    // One attempt in the directory opened for it: create the file, or edit it; null when it vanished or appeared meanwhile.
+    // Pinned: its lock is opened by name in that directory too (never by resolving the path).
+    static FileEditResult? TryOnce(SafeDirectory dir, string name, string path, Func<string?, string> transform, FileEditOptions options,
+        CancellationToken token, int attempt, bool pinned)
+    {
+        var st = Native.StatAt(dir.Handle, name, followSymlinks: false);
+        CheckTarget(path, st);
+        return st is null
+            ? TryCreate(dir, name, path, transform, options, token, pinned)
+            : TryEditExisting(dir, name, path, transform, options, token, attempt, pinned);
     }
 
     static FileEditResult Preview(string path, Func<string?, string> transform)
@@ -129,7 +129,7 @@ public static class LockedFileEditor
 
     // Null: the file vanished or was replaced while we waited; the caller starts over.
     static FileEditResult? TryEditExisting(SafeDirectory dir, string name, string path, Func<string?, string> transform, FileEditOptions options,
-        CancellationToken token, int attempt, bool pinned = false)
+        CancellationToken token, int attempt, bool pinned)
     {
         FileLock held;
         try
@@ -157,7 +157,7 @@ public static class LockedFileEditor
     }
 
     static FileEditResult? TryCreate(SafeDirectory dir, string name, string path, Func<string?, string> transform, FileEditOptions options, CancellationToken token,
-        bool pinned = false)
+        bool pinned)
     {
         var lockPath = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(path)!, $".{name}.lock");
         options.Temporary?.Invoke(dir.FullPath($".{name}.lock")); // taking it may create it: journaled first
@@ -200,12 +200,8 @@ public static class LockedFileEditor
         IEnumerable<string> entries;
         try { entries = Directory.EnumerateFiles($"/proc/self/fd/{dir.Handle.DangerousGetHandle()}", $".{name}.*.tmp").Select(System.IO.Path.GetFileName)!; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; } // best effort: the edit itself goes on
-        return entries.Where(entry =>
-        {
-            var hex = entry.AsSpan((name.Length + 2)..^4);
-            return hex.Length == 12 && hex.ToString().All(char.IsAsciiHexDigitLower)
-                && Native.StatAt(dir.Handle, entry, followSymlinks: false) is { IsRegularFile: true } st && st.Uid == Native.GetEffectiveUserId();
-        }).ToList();
+        return entries.Where(entry => AtomicReplace.IsTemporaryOf(entry, name)
+            && Native.StatAt(dir.Handle, entry, followSymlinks: false) is { IsRegularFile: true } st && st.Uid == Native.GetEffectiveUserId()).ToList();
     }
 
     /// <summary>Whether an earlier edit left a temporary file or, beside an existing file, its creation lock (what the next edit removes).</summary>
