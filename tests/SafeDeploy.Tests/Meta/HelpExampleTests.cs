@@ -74,6 +74,7 @@ public class HelpExampleTests(ITestOutputHelper output)
         ["Test-SharedLibrary 3"] = "Copy-Item $Fixture ./libshim.so",
         ["Undo-SafeDeploy 1"] = "New-Manifest ./deploy.yaml; Invoke-SafeDeploy ./deploy.yaml | Out-Null",
         ["Undo-SafeDeploy 2"] = "New-Manifest ./deploy.yaml",
+        ["Undo-SafeDeploy 4"] = "New-Manifest ./deploy.yaml; $null = New-Item -ItemType Directory ./sandbox",
     };
 
     // Helpers the prerequisites use: a dashboard clone at ~/dashboard of a bare remote, a manifest whose phases run `true`.
