@@ -27,6 +27,12 @@ static class Program
         // start (bench/results/foundation.md) and has nothing to report for an embedded host. A user's own setting wins.
         if (Environment.GetEnvironmentVariable("POWERSHELL_TELEMETRY_OPTOUT") is null)
             Environment.SetEnvironmentVariable("POWERSHELL_TELEMETRY_OPTOUT", "1");
+        // A rollout's step on this host (the controller sends it; not for people): the engine alone, no PowerShell.
+        if (args is [var step] && step.Equals("-FleetStep", StringComparison.OrdinalIgnoreCase))
+        {
+            if (ModuleLocator.Find() is not { } psd1) { Console.Error.WriteLine("safedeploy: cannot find SafeDeploy.psd1 for the fleet step; set SAFEDEPLOY_MODULE."); return 69; }
+            return FleetStep.Run(psd1);
+        }
         HostOptions options;
         try { options = Parse(args); }
         catch (UsageException e)

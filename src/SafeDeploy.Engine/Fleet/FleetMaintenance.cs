@@ -82,7 +82,7 @@ public static class FleetMaintenance
         var outcome = runner.Run(host, stage, null, script, token, out var failure);
         if (outcome is null) return Result(failed, failure);
         o.Reporter.Verbose($"Host '{host.Name}': {op} gave {outcome.Status}, generation {outcome.Generation} (run {outcome.Id}) in {clock.ElapsedMilliseconds} ms " +
-            $"({(outcome.Via == "remoting" ? "PowerShell remoting session" : "ssh")}).");
+            $"({outcome.Channel}).");
         bool ok = op == HostOperation.Confirm ? outcome.Status == "Succeeded" : outcome.Status == "Undone";
         return Result(ok ? (op == HostOperation.Confirm ? "Succeeded" : "RolledBack") : failed, ok ? null : outcome.Error ?? outcome.Status, outcome);
     }

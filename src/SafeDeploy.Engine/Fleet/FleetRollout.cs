@@ -70,7 +70,10 @@ public sealed class FleetRollout(StateDirectory state)
     {
         var engine = new DeploymentEngine(state);
         var manifestPath = Path.GetFullPath(o.ManifestPath);
-        var name = new ManifestParser(engine.Registry).ParseFile(manifestPath, o.Variables).GetOrThrow(manifestPath).Name;
+        var manifest = new ManifestParser(engine.Registry).ParseFile(manifestPath, o.Variables).GetOrThrow(manifestPath);
+        var name = manifest.Name;
+        // Phases that run PowerShell need a runspace on the host; the others run in the host's engine alone (HostStep).
+        bool engineStep = !manifest.Phases.Any(p => p.Action is ScriptAction);
         var waves = WavePlan.Split(o.Hosts, o.BatchSize);
         var budget = FailureBudget.Parse(o.MaxFailed, o.Hosts.Count);
         var key = RolloutJournal.Key(manifestPath, o.InventoryPath is null ? null : Path.GetFullPath(o.InventoryPath), o.Hosts.Select(h => h.Name));
@@ -94,11 +97,12 @@ public sealed class FleetRollout(StateDirectory state)
             var module = HostStaging.ModuleBundle(o.ModuleDirectory, o.ModuleVersion);
             var hostBundle = o.HostExecutable is null ? null : HostStaging.HostBundle(o.HostExecutable, o.ModuleVersion);
             var staging = new HostStaging(engine.Registry, ssh, work.FullName, module, hostBundle);
-            var deployer = new HostDeployer(new RemoteRunner(ssh, o.Sessions, o.Reporter, o.HostTimeout), staging, journal.Id, o, name);
+            var deployer = new HostDeployer(new RemoteRunner(ssh, o.Sessions, o.Reporter, o.HostTimeout), staging, journal.Id, o, name, engineStep);
             for (int w = 0; w < waves.Count && !run.Halted && !token.IsCancellationRequested; w++)
             {
                 o.Reporter.Progress(new ProgressUpdate(activity, $"Rollout of '{name}'", $"wave {w + 1} of {waves.Count}{(w == 0 ? " (canary)" : "")}", w * 100 / waves.Count));
                 var todo = waves[w].Where(h => !run.Finished.ContainsKey(h.Name)).ToList();
+                if (w + 1 < waves.Count) ssh.Warm(waves[w + 1].Where(h => !run.Finished.ContainsKey(h.Name)));
                 using var gate = new SemaphoreSlim(Math.Max(1, o.ThrottleLimit));
                 var tasks = todo.Select(h => Task.Run(() =>
                 {

@@ -4,8 +4,12 @@ using SafeDeploy.Engine.Errors;
 
 namespace SafeDeploy.Engine.Fleet;
 
-/// <summary>Deploys to, and rolls back, one host: stage by hash, then the host's own engine (a remoting session, or ssh).</summary>
-sealed class HostDeployer(RemoteRunner runner, HostStaging staging, string rollout, RolloutOptions options, string name)
+/// <summary>
+/// Deploys to, and rolls back, one host: stage by hash, then the host's own engine (a remoting session, or ssh). With
+/// <paramref name="engineStep"/> (the manifest runs no PowerShell) a host run by the uploaded safedeploy host gets a
+/// <see cref="HostStep"/> request instead of a script.
+/// </summary>
+sealed class HostDeployer(RemoteRunner runner, HostStaging staging, string rollout, RolloutOptions options, string name, bool engineStep)
 {
     readonly Dictionary<string, HostStage> stages = new(StringComparer.Ordinal);
 
@@ -34,10 +38,11 @@ sealed class HostDeployer(RemoteRunner runner, HostStaging staging, string rollo
         journal.Write("host-start", new JsonObject { ["host"] = host.Name, ["batch"] = batch });
         var script = RemoteScripts.Deploy(stage.FleetDir, rollout, host, stage.ManifestPath, variables, options.TrySeconds);
         var remote = Stopwatch.StartNew();
-        var outcome = runner.Run(host, stage, rollout, script, token, out var failure);
+        var step = engineStep ? RemoteScripts.DeployRequest(stage.FleetDir, rollout, host, stage.ManifestPath, variables, options.TrySeconds) : null;
+        var outcome = runner.Run(host, stage, rollout, script, token, out var failure, step);
         if (outcome is null) return Result("Failed", failure);
         options.Reporter.Verbose($"Host '{host.Name}': {outcome.Status}, generation {outcome.Generation} (run {outcome.Id}); " +
-            $"remote run {remote.ElapsedMilliseconds} ms ({(outcome.Via == "remoting" ? "PowerShell remoting session" : "ssh")}), of which the deployment {(long)outcome.EngineTime.TotalMilliseconds} ms.");
+            $"remote run {remote.ElapsedMilliseconds} ms ({outcome.Channel}), of which the deployment {(long)outcome.EngineTime.TotalMilliseconds} ms.");
         return outcome.Status switch
         {
             "Succeeded" => Result("Succeeded", null, outcome),
@@ -64,11 +69,12 @@ sealed class HostDeployer(RemoteRunner runner, HostStaging staging, string rollo
             return deployed with { Status = "RollbackFailed", Error = $"Could not reach the host to roll it back: {e.Message}", Duration = clock.Elapsed, Resumed = false };
         }
         journal.Write("rollback-host-start", new JsonObject { ["host"] = host.Name });
-        var outcome = runner.Run(host, stage, rollout, RemoteScripts.RollBack(stage.FleetDir, rollout, host, name), token, out var failure);
+        var outcome = runner.Run(host, stage, rollout, RemoteScripts.RollBack(stage.FleetDir, rollout, host, name), token, out var failure,
+            engineStep ? RemoteScripts.RollBackRequest(stage.FleetDir, rollout, host, name) : null);
         if (outcome?.Status == "NotDeployed") return null;
         if (outcome is not null)
             options.Reporter.Verbose($"Host '{host.Name}': rollback {outcome.Status}, generation {outcome.Generation} in {clock.ElapsedMilliseconds} ms " +
-                $"({(outcome.Via == "remoting" ? "PowerShell remoting session" : "ssh")}).");
+                $"({outcome.Channel}).");
         var ok = outcome?.Status == "Undone";
         return deployed with
         {

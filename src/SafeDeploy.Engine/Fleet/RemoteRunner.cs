@@ -11,10 +11,16 @@ public sealed class RemoteRunner(SshTransport ssh, RemoteSessionInvoker? session
 {
     readonly HashSet<string> noSession = new(StringComparer.Ordinal);
 
-    /// <summary>Runs <paramref name="script"/> on the staged host, under the rollout's per-host lock when <paramref name="rollout"/> is given.</summary>
-    public RemoteOutcome? Run(FleetHost host, HostStage stage, string? rollout, string script, CancellationToken token, out string? failure)
+    /// <summary>
+    /// Runs <paramref name="script"/> on the staged host, under the rollout's per-host lock when <paramref name="rollout"/> is
+    /// given. A host run by the uploaded safedeploy host gets <paramref name="step"/> instead when there is one: the same work
+    /// as a <see cref="HostStep"/> request, without starting PowerShell there.
+    /// </summary>
+    public RemoteOutcome? Run(FleetHost host, HostStage stage, string? rollout, string script, CancellationToken token, out string? failure, string? step = null)
     {
         void Line(string line) => reporter.Verbose($"[{host.Name}] {line}");
+        if (step is not null && rollout is not null && stage.Pwsh is null && stage.HostBundle is { } exe)
+            return Finish(host, ssh.Run(host, RemoteScripts.StepRunner(stage.FleetDir, rollout, host.Name, stage.Module, exe), step, timeout, token, Line), out failure);
         if (stage.Pwsh is not null && sessions is not null && !NoSession(host))
         {
             var r = sessions(new RemoteSessionRequest(host.Name, host.Address, host.Port, host.User, host.IdentityFile, ssh.SessionOptions(host),
@@ -32,7 +38,11 @@ public sealed class RemoteRunner(SshTransport ssh, RemoteSessionInvoker? session
             reporter.Verbose($"Host '{host.Name}': no PowerShell remoting session over SSH ({Tail(r.Failure ?? "")}); using ssh with pwsh instead.");
         }
         var (command, input) = RemoteScripts.Runner(stage.FleetDir, rollout, host.Name, stage.Pwsh, stage.Module, stage.HostBundle, script);
-        var c = ssh.Run(host, command, input, timeout, token, Line);
+        return Finish(host, ssh.Run(host, command, input, timeout, token, Line), out failure);
+    }
+
+    RemoteOutcome? Finish(FleetHost host, CommandResult c, out string? failure)
+    {
         var outcome = RemoteScripts.Parse(c.StandardOutput);
         failure = outcome is not null ? null
             : c.TimedOut ? TimedOut(host)

@@ -4,8 +4,20 @@ using System.Text;
 namespace SafeDeploy.Engine.Fleet;
 
 /// <summary>What a host's SafeDeploy reported on its result line.</summary>
-/// <remarks><see cref="Via"/> is "remoting" when the script ran in a PowerShell remoting session ($PSSenderInfo set), else "ssh".</remarks>
-public sealed record RemoteOutcome(string Status, int Generation, string? Id, string? Error, DateTimeOffset? RollbackAt, TimeSpan EngineTime, string Via = "ssh");
+/// <remarks>
+/// <see cref="Via"/> is "remoting" when the script ran in a PowerShell remoting session ($PSSenderInfo set), "engine" when
+/// the host's engine ran it without PowerShell (<see cref="HostStep"/>), else "ssh".
+/// </remarks>
+public sealed record RemoteOutcome(string Status, int Generation, string? Id, string? Error, DateTimeOffset? RollbackAt, TimeSpan EngineTime, string Via = "ssh")
+{
+    /// <summary>How the step reached the host, for verbose messages.</summary>
+    public string Channel => Via switch
+    {
+        "remoting" => "PowerShell remoting session",
+        "engine" => "ssh, the host's engine without PowerShell",
+        _ => "ssh",
+    };
+}
 
 /// <summary>
 /// The text run on a host: POSIX shell for probing and unpacking, PowerShell for the engine itself (the same cmdlets,
@@ -68,6 +80,37 @@ public static class RemoteScripts
         var exe = SshTransport.Quote($"{fleetDir}/{host!.RemoteDir}/safedeploy");
         return (prep + $"env SAFEDEPLOY_MODULE={SshTransport.Quote($"{fleetDir}/{module.RemoteDir}/SafeDeploy.psd1")} POWERSHELL_TELEMETRY_OPTOUT=1 {exe} -NoProfile -Command -", script);
     }
+
+    /// <summary>
+    /// The shell line that runs a <see cref="HostStep"/> request in the uploaded safedeploy host, without PowerShell, under the
+    /// rollout's per-host lock; the request goes on its standard input.
+    /// </summary>
+    public static string StepRunner(string fleetDir, string rollout, string hostName, StagedBundle module, StagedBundle host)
+    {
+        var dir = SshTransport.Quote($"{fleetDir}/rollouts/{rollout}");
+        return $"umask 077; mkdir -p {dir} && exec flock {SshTransport.Quote($"{fleetDir}/rollouts/{rollout}/{hostName}.lock")} " +
+            $"env SAFEDEPLOY_MODULE={SshTransport.Quote($"{fleetDir}/{module.RemoteDir}/SafeDeploy.psd1")} {SshTransport.Quote($"{fleetDir}/{host.RemoteDir}/safedeploy")} -FleetStep";
+    }
+
+    /// <summary>The <see cref="HostStep"/> request of <see cref="Deploy"/>: the same deployment, run by the host's engine directly.</summary>
+    public static string DeployRequest(string fleetDir, string rollout, FleetHost host, string manifest, IReadOnlyDictionary<string, string> variables, int? trySeconds)
+    {
+        var vars = new System.Text.Json.Nodes.JsonObject();
+        foreach (var (k, v) in variables) vars[k] = v;
+        return new System.Text.Json.Nodes.JsonObject
+        {
+            ["op"] = "deploy", ["done"] = Done(fleetDir, rollout, host), ["manifest"] = manifest, ["variables"] = vars,
+            ["root"] = host.Root, ["stateDirectory"] = host.StateDirectory, ["trySeconds"] = trySeconds,
+        }.ToJsonString();
+    }
+
+    /// <summary>The <see cref="HostStep"/> request of <see cref="RollBack"/>.</summary>
+    public static string RollBackRequest(string fleetDir, string rollout, FleetHost host, string name) => new System.Text.Json.Nodes.JsonObject
+    {
+        ["op"] = "rollback", ["done"] = Done(fleetDir, rollout, host), ["name"] = name, ["stateDirectory"] = host.StateDirectory,
+    }.ToJsonString();
+
+    static string Done(string fleetDir, string rollout, FleetHost host) => $"{fleetDir}/rollouts/{rollout}/{host.Name}.result";
 
     /// <summary>
     /// The same for a PowerShell remoting session: import the staged module, then run <paramref name="script"/> holding the
@@ -142,7 +185,13 @@ public static class RemoteScripts
     }
 
     static string Prelude(string fleetDir, string rollout, FleetHost host) =>
-        Functions + $"$done = {Ps($"{fleetDir}/rollouts/{rollout}/{host.Name}.result")}\n";
+        Functions + $"$done = {Ps(Done(fleetDir, rollout, host))}\n";
+
+    /// <summary>The result line in C#, as the PowerShell `Result` function below writes it (<see cref="HostStep"/>).</summary>
+    public static string ResultLine(string status, int generation, string? id, string? error, DateTimeOffset? rollbackAt, TimeSpan? took, string via) =>
+        $"{ResultPrefix}status={status} generation={generation.ToString(CultureInfo.InvariantCulture)} id={id} " +
+        $"rollbackAt={rollbackAt?.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)} ms={((long)(took?.TotalMilliseconds ?? 0)).ToString(CultureInfo.InvariantCulture)} " +
+        $"via={via} error={(string.IsNullOrEmpty(error) ? "" : Convert.ToBase64String(Encoding.UTF8.GetBytes(error)))}";
 
     const string Functions =
         "$ErrorActionPreference = 'Stop'; $ProgressPreference = 'SilentlyContinue'\n" +

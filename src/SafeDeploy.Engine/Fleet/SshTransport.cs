@@ -10,6 +10,8 @@ namespace SafeDeploy.Engine.Fleet;
 public sealed class SshTransport : IDisposable
 {
     readonly string controlDir;
+    readonly CancellationTokenSource warming = new();
+    readonly List<Task> warm = new();
 
     public SshTransport(string ssh = "ssh", string scp = "scp")
     {
@@ -72,6 +74,18 @@ public sealed class SshTransport : IDisposable
             Timeout = timeout,
         }.Run(token);
 
+    /// <summary>
+    /// Opens the master connections of hosts that come next (the following wave), in the background, so that their staging
+    /// finds the TCP connection and key exchange done. Nothing runs on the hosts (`true`), and a failure is left to the
+    /// host's own staging to report.
+    /// </summary>
+    public void Warm(IEnumerable<FleetHost> hosts)
+    {
+        lock (warm)
+            foreach (var h in hosts)
+                warm.Add(Task.Run(() => Run(h, "true", null, TimeSpan.FromSeconds(15), warming.Token)));
+    }
+
     /// <summary>ssh's own failure (it could not connect or lost the connection), not the remote command's exit code.</summary>
     public static bool IsConnectionFailure(CommandResult r) => r.ExitCode == 255 || r.TimedOut;
 
@@ -80,6 +94,11 @@ public sealed class SshTransport : IDisposable
 
     public void Dispose()
     {
+        warming.Cancel();
+        lock (warm)
+            try { Task.WaitAll(warm.ToArray(), TimeSpan.FromSeconds(15)); }
+            catch (AggregateException) { } // cancelled or failed: nothing was changed on any host
+        warming.Dispose();
         // Masters exit on their own after ControlPersist; the sockets' directory goes now.
         try { Directory.Delete(controlDir, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
