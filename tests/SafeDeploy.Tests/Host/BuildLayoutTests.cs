@@ -35,6 +35,29 @@ public sealed class BuildLayoutTests
     }
 
     [Fact]
+    public void TheModulesEngineAndDependencies_CarryNativeCode_ForTheRuntimeTheyRunOn_AndStillLoadAsNet8Il()
+    {
+        var dir = Path.Combine(RepoPaths.Root, "bin", "Dependencies");
+        foreach (var name in new[] { "SafeDeploy.Engine", "YamlDotNet", "CliWrap" })
+        {
+            using var pe = new System.Reflection.PortableExecutable.PEReader(File.OpenRead(Path.Combine(dir, name + ".dll")));
+            // A ReadyToRun image has a managed native header; an IL-only one has none.
+            Assert.True(pe.PEHeaders.CorHeader!.ManagedNativeHeaderDirectory.Size > 0, $"{name}.dll in bin/Dependencies is IL only (not precompiled)");
+        }
+        // The IL is still built for net8.0, so PowerShell 7.4 loads it (and compiles the IL, ignoring native code it cannot use).
+        using var engine = new System.Reflection.PortableExecutable.PEReader(File.OpenRead(Path.Combine(dir, "SafeDeploy.Engine.dll")));
+        var md = System.Reflection.Metadata.PEReaderExtensions.GetMetadataReader(engine);
+        var runtime = md.AssemblyReferences.Select(md.GetAssemblyReference).Single(r => md.GetString(r.Name) == "System.Runtime");
+        Assert.Equal(8, runtime.Version.Major);
+        // And the host loads it: its engine step answers (a request it does not know is an error result, not a crash).
+        using var step = HostProcess.StartProgram("sh", ["-c", "echo '{\"op\":\"none\",\"done\":\"/nonexistent/x\"}' | exec \"$0\" -FleetStep", RepoPaths.HostExecutable],
+            new Dictionary<string, string?> { ["SAFEDEPLOY_MODULE"] = RepoPaths.ModuleManifest });
+        var o = step.Wait(TimeSpan.FromMinutes(1));
+        Assert.True(o.ExitCode == 0, o.ToString());
+        Assert.StartsWith("SAFEDEPLOY-RESULT status=Error ", o.StdOut);
+    }
+
+    [Fact]
     public void TheSolution_HoldsEveryProject_AndOnlyTheTestProjectIsATestProject()
     {
         var solution = XDocument.Load(Path.Combine(RepoPaths.Root, "SafeDeploy.slnx"));
