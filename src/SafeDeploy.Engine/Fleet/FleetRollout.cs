@@ -91,6 +91,8 @@ public sealed class FleetRollout(StateDirectory state)
             run.Replay(waves);
         }
         using var ssh = new SshTransport();
+        // The canary's connection opens while the bundles are hashed; each wave then opens the next one's.
+        if (waves.Count > 0) ssh.Warm(waves[0].Where(h => !run.Finished.ContainsKey(h.Name)));
         var work = Directory.CreateTempSubdirectory("safedeploy-fleet-");
         try
         {

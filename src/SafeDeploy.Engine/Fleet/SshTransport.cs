@@ -11,7 +11,7 @@ public sealed class SshTransport : IDisposable
 {
     readonly string controlDir;
     readonly CancellationTokenSource warming = new();
-    readonly List<Task> warm = new();
+    readonly Dictionary<string, Task<CommandResult>> warm = new(StringComparer.Ordinal);
 
     public SshTransport(string ssh = "ssh", string scp = "scp")
     {
@@ -59,12 +59,16 @@ public sealed class SshTransport : IDisposable
     string Destination(FleetHost host) => (host.User is null ? "" : host.User + "@") + host.Address;
 
     /// <summary>Runs a POSIX shell command on the host (`ssh host -- command`), with <paramref name="input"/> on its stdin.</summary>
-    public CommandResult Run(FleetHost host, string shellCommand, string? input, TimeSpan timeout, CancellationToken token, Action<string>? onLine = null) =>
-        new ExternalCommand
-        {
-            Program = Ssh, Arguments = Options(host, false).Concat(["-T", "--", Destination(host), shellCommand]).ToList(),
-            StandardInput = input ?? "", Timeout = timeout, OnLine = onLine,
-        }.Run(token);
+    public CommandResult Run(FleetHost host, string shellCommand, string? input, TimeSpan timeout, CancellationToken token, Action<string>? onLine = null)
+    {
+        return AwaitWarm(host, token) ?? Command(host, shellCommand, input, timeout, onLine).Run(token);
+    }
+
+    ExternalCommand Command(FleetHost host, string shellCommand, string? input, TimeSpan timeout, Action<string>? onLine) => new()
+    {
+        Program = Ssh, Arguments = Options(host, false).Concat(["-T", "--", Destination(host), shellCommand]).ToList(),
+        StandardInput = input ?? "", Timeout = timeout, OnLine = onLine,
+    };
 
     /// <summary>Copies a local file to an absolute path on the host.</summary>
     public CommandResult Copy(FleetHost host, string localFile, string remotePath, TimeSpan timeout, CancellationToken token) =>
@@ -83,7 +87,21 @@ public sealed class SshTransport : IDisposable
     {
         lock (warm)
             foreach (var h in hosts)
-                warm.Add(Task.Run(() => Run(h, "true", null, TimeSpan.FromSeconds(15), warming.Token)));
+                if (!warm.ContainsKey(h.Name))
+                    warm[h.Name] = Task.Run(() => Command(h, "true", null, TimeSpan.FromSeconds(15), null).Run(warming.Token));
+    }
+
+    /// <summary>
+    /// A host's first command waits for the master connection <see cref="Warm"/> is opening, instead of racing it; when that
+    /// could not connect, its failure is the command's (the host is not tried, and waited for, twice).
+    /// </summary>
+    CommandResult? AwaitWarm(FleetHost host, CancellationToken token)
+    {
+        Task<CommandResult>? opening;
+        lock (warm) warm.Remove(host.Name, out opening);
+        if (opening is null) return null;
+        try { return opening.Wait(TimeSpan.FromSeconds(30), token) && IsConnectionFailure(opening.Result) ? opening.Result : null; }
+        catch (AggregateException) { return null; } // it could not even start: the command tries by itself
     }
 
     /// <summary>ssh's own failure (it could not connect or lost the connection), not the remote command's exit code.</summary>
@@ -96,7 +114,7 @@ public sealed class SshTransport : IDisposable
     {
         warming.Cancel();
         lock (warm)
-            try { Task.WaitAll(warm.ToArray(), TimeSpan.FromSeconds(15)); }
+            try { Task.WaitAll(warm.Values.ToArray(), TimeSpan.FromSeconds(15)); }
             catch (AggregateException) { } // cancelled or failed: nothing was changed on any host
         warming.Dispose();
         // Masters exit on their own after ControlPersist; the sockets' directory goes now.
