@@ -16,14 +16,9 @@ public sealed record FleetOperationOptions
     public required IReadOnlyList<FleetHost> Hosts { get; init; }
     /// <summary>Hosts worked on at once.</summary>
     public int ThrottleLimit { get; init; } = 5;
-    /// <summary>The controller's module folder, uploaded to hosts that lack this version (as by a rollout).</summary>
-    public required string ModuleDirectory { get; init; }
-    public string ModuleVersion { get; init; } = "0";
-    /// <summary>The safedeploy executable for hosts without pwsh (null: such hosts are Unreachable).</summary>
-    public string? HostExecutable { get; init; }
-    public TimeSpan HostTimeout { get; init; } = TimeSpan.FromMinutes(30);
+    /// <summary>The runtime staged to the hosts, and how they are reached (as by a rollout).</summary>
+    public required FleetRuntime Runtime { get; init; }
     public IOperationReporter Reporter { get; init; } = NullReporter.Instance;
-    public RemoteSessionInvoker? Sessions { get; init; }
 }
 
 /// <summary>
@@ -35,31 +30,20 @@ public static class FleetMaintenance
 {
     public static IReadOnlyList<HostDeployResult> Run(FleetOperationOptions o, HostOperation op, Action<HostDeployResult> emit, CancellationToken token)
     {
-        using var ssh = new SshTransport();
-        var work = Directory.CreateTempSubdirectory("safedeploy-fleet-");
-        try
+        using var connection = new FleetConnection(o.Runtime, ActionRegistry.CreateDefault(), o.Reporter, o.Hosts.Take(Math.Max(1, o.ThrottleLimit)));
+        var (staging, runner) = (connection.Staging, connection.Runner);
+        var results = new HostDeployResult?[o.Hosts.Count];
+        using var gate = new SemaphoreSlim(Math.Max(1, o.ThrottleLimit));
+        var tasks = o.Hosts.Select((h, i) => Task.Run(() =>
         {
-            var module = HostStaging.ModuleBundle(o.ModuleDirectory, o.ModuleVersion);
-            var hostBundle = o.HostExecutable is null ? null : HostStaging.HostBundle(o.HostExecutable, o.ModuleVersion);
-            var staging = new HostStaging(ActionRegistry.CreateDefault(), ssh, work.FullName, module, hostBundle);
-            var runner = new RemoteRunner(ssh, o.Sessions, o.Reporter, o.HostTimeout);
-            var results = new HostDeployResult?[o.Hosts.Count];
-            using var gate = new SemaphoreSlim(Math.Max(1, o.ThrottleLimit));
-            var tasks = o.Hosts.Select((h, i) => Task.Run(() =>
-            {
-                gate.Wait(token);
-                try { emit(results[i] = One(o, op, h, staging, runner, token)); }
-                finally { gate.Release(); }
-            }, CancellationToken.None)).ToArray();
-            Task.WhenAll(tasks).ContinueWith(_ => { }, TaskScheduler.Default).GetAwaiter().GetResult();
-            token.ThrowIfCancellationRequested();
-            foreach (var t in tasks) if (t.Exception is { } e) throw e.InnerException ?? e;
-            return results.Select(r => r!).ToList();
-        }
-        finally
-        {
-            try { work.Delete(true); } catch (IOException) { }
-        }
+            gate.Wait(token);
+            try { emit(results[i] = One(o, op, h, staging, runner, token)); }
+            finally { gate.Release(); }
+        }, CancellationToken.None)).ToArray();
+        Task.WhenAll(tasks).ContinueWith(_ => { }, TaskScheduler.Default).GetAwaiter().GetResult();
+        token.ThrowIfCancellationRequested();
+        foreach (var t in tasks) if (t.Exception is { } e) throw e.InnerException ?? e;
+        return results.Select(r => r!).ToList();
     }
 
     static HostDeployResult One(FleetOperationOptions o, HostOperation op, FleetHost host, HostStaging staging, RemoteRunner runner, CancellationToken token)

@@ -24,16 +24,9 @@ public sealed record RolloutOptions
     /// <summary>Hosts deployed at once within a wave.</summary>
     public int ThrottleLimit { get; init; } = 5;
     public int? TrySeconds { get; init; }
-    /// <summary>The controller's module folder (SafeDeploy.psd1), uploaded to hosts that lack this version.</summary>
-    public required string ModuleDirectory { get; init; }
-    public string ModuleVersion { get; init; } = "0";
-    /// <summary>The safedeploy executable for hosts without pwsh (null: such hosts are Unreachable).</summary>
-    public string? HostExecutable { get; init; }
-    /// <summary>The longest one host's deployment (or rollback) may take.</summary>
-    public TimeSpan HostTimeout { get; init; } = TimeSpan.FromMinutes(30);
+    /// <summary>The runtime staged to the hosts, and how they are reached.</summary>
+    public required FleetRuntime Runtime { get; init; }
     public IOperationReporter Reporter { get; init; } = NullReporter.Instance;
-    /// <summary>Opens PowerShell remoting sessions over SSH for hosts with pwsh (null: they are driven through ssh + pwsh).</summary>
-    public RemoteSessionInvoker? Sessions { get; init; }
 }
 
 /// <summary>
@@ -90,21 +83,15 @@ public sealed class FleetRollout(StateDirectory state)
             o.Reporter.Warning($"Resuming rollout {journal.Id} of '{name}', whose controller stopped before it finished ({journal.Path}).");
             run.Replay(waves);
         }
-        using var ssh = new SshTransport();
-        // The canary's connection opens while the bundles are hashed; each wave then opens the next one's.
-        if (waves.Count > 0) ssh.Warm(waves[0].Where(h => !run.Finished.ContainsKey(h.Name)));
-        var work = Directory.CreateTempSubdirectory("safedeploy-fleet-");
+        using var connection = new FleetConnection(o.Runtime, engine.Registry, o.Reporter, waves.Count > 0 ? waves[0].Where(h => !run.Finished.ContainsKey(h.Name)) : []);
         try
         {
-            var module = HostStaging.ModuleBundle(o.ModuleDirectory, o.ModuleVersion);
-            var hostBundle = o.HostExecutable is null ? null : HostStaging.HostBundle(o.HostExecutable, o.ModuleVersion);
-            var staging = new HostStaging(engine.Registry, ssh, work.FullName, module, hostBundle);
-            var deployer = new HostDeployer(new RemoteRunner(ssh, o.Sessions, o.Reporter, o.HostTimeout), staging, journal.Id, o, name, engineStep);
+            var deployer = new HostDeployer(connection.Runner, connection.Staging, journal.Id, o, name, engineStep);
             for (int w = 0; w < waves.Count && !run.Halted && !token.IsCancellationRequested; w++)
             {
                 o.Reporter.Progress(new ProgressUpdate(activity, $"Rollout of '{name}'", $"wave {w + 1} of {waves.Count}{(w == 0 ? " (canary)" : "")}", w * 100 / waves.Count));
                 var todo = waves[w].Where(h => !run.Finished.ContainsKey(h.Name)).ToList();
-                if (w + 1 < waves.Count) ssh.Warm(waves[w + 1].Where(h => !run.Finished.ContainsKey(h.Name)));
+                if (w + 1 < waves.Count) connection.Ssh.Warm(waves[w + 1].Where(h => !run.Finished.ContainsKey(h.Name)));
                 using var gate = new SemaphoreSlim(Math.Max(1, o.ThrottleLimit));
                 var tasks = todo.Select(h => Task.Run(() =>
                 {
@@ -135,7 +122,6 @@ public sealed class FleetRollout(StateDirectory state)
         finally
         {
             o.Reporter.Progress(new ProgressUpdate(activity, $"Rollout of '{name}'", "done", 100, Completed: true));
-            try { work.Delete(true); } catch (IOException) { }
         }
         token.ThrowIfCancellationRequested();
         foreach (var h in o.Hosts.Where(h => !run.Finished.ContainsKey(h.Name)))

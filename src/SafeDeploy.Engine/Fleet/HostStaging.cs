@@ -19,18 +19,18 @@ public sealed class HostStaging(ActionRegistry registry, SshTransport ssh, strin
     static readonly TimeSpan probeTimeout = TimeSpan.FromSeconds(60), copyTimeout = TimeSpan.FromMinutes(10);
 
     /// <summary>The controller's module (SafeDeploy.psd1, bin/ with the assemblies, module/ with the views, en-US/) as a bundle.</summary>
-    public static StagedBundle ModuleBundle(string moduleDirectory, string version)
+    public static StagedBundle ModuleBundle(string moduleDirectory, string version, FileSums? known = null)
     {
         if (!File.Exists(Path.Combine(moduleDirectory, "SafeDeploy.psd1")))
             throw new SafeDeployException("ModuleNotFound", ErrorKind.ObjectNotFound, moduleDirectory,
                 $"'{moduleDirectory}' holds no SafeDeploy.psd1 to stage to the hosts.", "Import SafeDeploy from its module folder (Import-Module <dir>/SafeDeploy.psd1).");
         var files = new[] { "SafeDeploy.psd1" }.Concat(StagedBundle.FilesUnder(moduleDirectory, "bin"))
             .Concat(StagedBundle.FilesUnder(moduleDirectory, "module")).Concat(StagedBundle.FilesUnder(moduleDirectory, "en-US"));
-        return StagedBundle.Create("runtime", $"{ModulePrefix}{version}-", moduleDirectory, files);
+        return StagedBundle.Create("runtime", $"{ModulePrefix}{version}-", moduleDirectory, files, known);
     }
 
     /// <summary>The safedeploy host for hosts without pwsh: a one-file executable, or one beside its SafeDeploy.Host.dll (framework-dependent).</summary>
-    public static StagedBundle HostBundle(string executable, string version)
+    public static StagedBundle HostBundle(string executable, string version, FileSums? known = null)
     {
         var full = Path.GetFullPath(executable);
         if (!File.Exists(full))
@@ -41,7 +41,7 @@ public sealed class HostStaging(ActionRegistry registry, SshTransport ssh, strin
             throw new SafeDeployException("HostExecutableNotFound", ErrorKind.InvalidArgument, full,
                 $"'{full}' is not named 'safedeploy'.", "Point -HostExecutable at the safedeploy executable itself.");
         var files = File.Exists(Path.Combine(dir, "SafeDeploy.Host.dll")) ? StagedBundle.FilesUnder(dir, ".") : ["safedeploy"];
-        return StagedBundle.Create("runtime", $"host-{version}-", dir, files.Select(f => f.StartsWith("./", StringComparison.Ordinal) ? f[2..] : f));
+        return StagedBundle.Create("runtime", $"host-{version}-", dir, files.Select(f => f.StartsWith("./", StringComparison.Ordinal) ? f[2..] : f), known);
     }
 
     /// <summary>The host's payload: the manifest and every file its `install` phases read from beside it, as the host's variables expand them.</summary>

@@ -33,14 +33,18 @@ public sealed class StagedBundle
     public string RemoteDir => Kind + "/" + Name;
     public long Bytes => Files.Sum(f => new FileInfo(Path.Combine(BaseDir, f)).Length);
 
-    public static StagedBundle Create(string kind, string prefix, string baseDir, IEnumerable<string> relativeFiles)
+    /// <summary>The bundle of <paramref name="relativeFiles"/>; <paramref name="known"/> remembers the sums of files that did not change (runtimes).</summary>
+    public static StagedBundle Create(string kind, string prefix, string baseDir, IEnumerable<string> relativeFiles, FileSums? known = null)
     {
         var files = relativeFiles.Distinct(StringComparer.Ordinal).OrderBy(f => f, StringComparer.Ordinal).ToList();
         var sums = new StringBuilder();
         foreach (var f in files)
         {
-            using var s = File.OpenRead(Path.Combine(baseDir, f));
-            sums.Append(Convert.ToHexString(SHA256.HashData(s)).ToLowerInvariant()).Append("  ").Append(f).Append('\n');
+            var path = Path.Combine(baseDir, f);
+            string sum;
+            if (known is not null) sum = known.Of(path);
+            else using (var s = File.OpenRead(path)) sum = Convert.ToHexString(SHA256.HashData(s)).ToLowerInvariant();
+            sums.Append(sum).Append("  ").Append(f).Append('\n');
         }
         var text = sums.ToString();
         var id = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text))).ToLowerInvariant()[..16];

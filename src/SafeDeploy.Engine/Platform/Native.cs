@@ -212,7 +212,7 @@ public static unsafe partial class Native
         }
         return new FileStatus(b.stx_mode, b.stx_uid, b.stx_gid, (long)b.stx_size, b.stx_ino,
             b.stx_dev_major, b.stx_dev_minor, DateTimeOffset.FromUnixTimeSeconds(b.stx_mtime.tv_sec).AddTicks(b.stx_mtime.tv_nsec / 100))
-        { Nlink = b.stx_nlink };
+        { Nlink = b.stx_nlink, Changed = DateTimeOffset.FromUnixTimeSeconds(b.stx_ctime.tv_sec).AddTicks(b.stx_ctime.tv_nsec / 100) };
     }
 
     public static FileStatus Fstat(SafeHandle fd) => StatAt(fd, "", true) ?? throw new NativeIOException(EBADF, "cannot fstat", "fd");
@@ -245,6 +245,8 @@ public sealed record FileStatus(uint Mode, uint Uid, uint Gid, long Size, ulong 
     public bool IsSticky => (Mode & 0x200) != 0;
     /// <summary>Hard links to the file: a file with more than one may also be someone else's file under another name.</summary>
     public uint Nlink { get; init; } = 1;
+    /// <summary>The inode's last change (ctime): any write, chmod or rename moves it, and no user can set it back.</summary>
+    public DateTimeOffset Changed { get; init; }
     public bool IsGroupOrWorldWritable => (Mode & 0x12) != 0;
 }
 

@@ -37,15 +37,12 @@ public sealed partial class InvokeSafeDeployCommand
         {
             var state = DeployRunner.State(StateDirectory is null ? null : ResolvePath(StateDirectory), DirectReporter);
             var inventory = Inventory is null ? null : ResolvePath(Inventory);
-            var module = MyInvocation.MyCommand.Module;
             var options = new RolloutOptions
             {
                 ManifestPath = path, InventoryPath = inventory, Hosts = FleetSelection.Select(inventory, Group, HostName),
                 Variables = DeployRunner.Variables(Variables), BatchSize = BatchSize, MaxFailed = MaxFailed,
                 OnFailure = OnFailure.To<Engine.Fleet.FailureAction>(), ThrottleLimit = ThrottleLimit, TrySeconds = TrySeconds,
-                ModuleDirectory = module?.ModuleBase ?? throw new PSInvalidOperationException("Invoke-SafeDeploy -Inventory runs from the imported SafeDeploy module."),
-                ModuleVersion = module.Version.ToString(), HostExecutable = HostExecutable is null ? FleetSelection.DefaultHostExecutable() : ResolvePath(HostExecutable),
-                Sessions = SshSessions.Invoker,
+                Runtime = FleetRuntime(HostExecutable, state),
             };
             var rollout = new FleetRollout(state);
             if (!ShouldProcess(path, rollout.Plan(options))) return;

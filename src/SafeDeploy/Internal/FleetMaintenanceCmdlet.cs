@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using SafeDeploy.Engine.Fleet;
+using SafeDeploy.Engine.StateDirectories;
 
 namespace SafeDeploy.Internal;
 
@@ -34,14 +35,11 @@ public abstract class FleetMaintenanceCmdlet : SafeDeployCmdlet
         try
         {
             var inventory = Inventory is null ? null : ResolvePath(Inventory);
-            var module = MyInvocation.MyCommand.Module
-                ?? throw new PSInvalidOperationException($"{MyInvocation.MyCommand.Name} -Inventory runs from the imported SafeDeploy module.");
             var hosts = FleetSelection.Select(inventory, Group, HostName).Where(h => ShouldProcess($"{h.Name} ({h.Address})", $"{action} '{name}'")).ToList();
             if (hosts.Count == 0) return;
             var options = new FleetOperationOptions
             {
-                Name = name, Hosts = hosts, ThrottleLimit = ThrottleLimit, ModuleDirectory = module.ModuleBase, ModuleVersion = module.Version.ToString(),
-                HostExecutable = HostExecutable is null ? FleetSelection.DefaultHostExecutable() : ResolvePath(HostExecutable), Sessions = SshSessions.Invoker,
+                Name = name, Hosts = hosts, ThrottleLimit = ThrottleLimit, Runtime = FleetRuntime(HostExecutable, StateDirectoryManager.Default(DirectReporter)),
             };
             var results = RunEngine((reporter, emit, token) => FleetMaintenance.Run(options with { Reporter = reporter }, op, emit, token));
             if (FleetMaintenance.Failure(op, name, results) is { } failure) WriteError(ErrorMapper.ToRecord(failure, name));

@@ -24,6 +24,23 @@ public abstract class SafeDeployCmdlet : PSCmdlet
     protected IOperationReporter DirectReporter => new PipelineReporter(this);
 
     /// <summary>
+    /// What a command across hosts stages there: this module (its folder and version), the safedeploy host for hosts
+    /// without pwsh (-HostExecutable, else the packaged one file), remoting sessions over SSH, and the sums cache of
+    /// <paramref name="state"/>.
+    /// </summary>
+    protected Engine.Fleet.FleetRuntime FleetRuntime(string? hostExecutable, Engine.StateDirectories.StateDirectory state)
+    {
+        var module = MyInvocation.MyCommand.Module
+            ?? throw new PSInvalidOperationException($"{MyInvocation.MyCommand.Name} across hosts runs from the imported SafeDeploy module.");
+        return new Engine.Fleet.FleetRuntime
+        {
+            ModuleDirectory = module.ModuleBase, ModuleVersion = module.Version.ToString(),
+            HostExecutable = hostExecutable is null ? Engine.Fleet.FleetSelection.DefaultHostExecutable() : ResolvePath(hostExecutable),
+            Sessions = SshSessions.Invoker, SumsCache = Path.Combine(state.CacheDir, "fleet-sums.tsv"),
+        };
+    }
+
+    /// <summary>
     /// Runs engine work on a worker thread while this (pipeline) thread writes its progress, verbose and warning
     /// messages; returns its result or rethrows its failure. Cancellation becomes PipelineStoppedException.
     /// </summary>
