@@ -32,13 +32,13 @@ sealed class FleetConnection : IDisposable
         Ssh = new SshTransport();
         try
         {
-            // The first hosts' connections open while the bundles are hashed.
+            // The first hosts' connections open while the bundles are hashed (and the caller goes on).
             Ssh.Warm(first);
             var known = new FileSums(runtime.SumsCache);
             var module = HostStaging.ModuleBundle(runtime.ModuleDirectory, runtime.ModuleVersion, known);
             var host = runtime.HostExecutable is null ? null : HostStaging.HostBundle(runtime.HostExecutable, runtime.ModuleVersion, known);
             known.Save();
-            Staging = new HostStaging(registry, Ssh, work.FullName, module, host);
+            Staging = new HostStaging(registry, Ssh, work.FullName, module, host, runtime.HostTimeout);
             Runner = new RemoteRunner(Ssh, runtime.Sessions, reporter, runtime.HostTimeout);
         }
         catch { Dispose(); throw; }

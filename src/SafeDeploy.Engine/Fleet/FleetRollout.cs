@@ -69,6 +69,8 @@ public sealed class FleetRollout(StateDirectory state)
         bool engineStep = !manifest.Phases.Any(p => p.Action is ScriptAction);
         var waves = WavePlan.Split(o.Hosts, o.BatchSize);
         var budget = FailureBudget.Parse(o.MaxFailed, o.Hosts.Count);
+        // The canary's ssh connection opens now, while the journal is written and the bundles are hashed.
+        using var connection = new FleetConnection(o.Runtime, engine.Registry, o.Reporter, waves.Count > 0 ? waves[0] : []);
         var key = RolloutJournal.Key(manifestPath, o.InventoryPath is null ? null : Path.GetFullPath(o.InventoryPath), o.Hosts.Select(h => h.Name));
         using var journal = RolloutJournal.OpenOrCreate(state, key, id => new JsonObject
         {
@@ -83,7 +85,6 @@ public sealed class FleetRollout(StateDirectory state)
             o.Reporter.Warning($"Resuming rollout {journal.Id} of '{name}', whose controller stopped before it finished ({journal.Path}).");
             run.Replay(waves);
         }
-        using var connection = new FleetConnection(o.Runtime, engine.Registry, o.Reporter, waves.Count > 0 ? waves[0].Where(h => !run.Finished.ContainsKey(h.Name)) : []);
         try
         {
             var deployer = new HostDeployer(connection.Runner, connection.Staging, journal.Id, o, name, engineStep);

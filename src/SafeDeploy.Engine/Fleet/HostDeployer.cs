@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using SafeDeploy.Engine.Errors;
+using SafeDeploy.Engine.Platform;
 
 namespace SafeDeploy.Engine.Fleet;
 
@@ -22,27 +23,33 @@ sealed class HostDeployer(RemoteRunner runner, HostStaging staging, string rollo
             Duration = clock.Elapsed, Name = name, Rollout = rollout, RollbackAt = o?.RollbackAt,
         };
         HostStage stage;
+        CommandResult? ran;
         var variables = FleetRollout.VariablesFor(options, host);
+        // The host-start record comes first: a step may run in the probe's round trip (nothing to upload, no pwsh there).
+        journal.Write("host-start", new JsonObject { ["host"] = host.Name, ["batch"] = batch });
         try
         {
             var payload = staging.Payload(options.ManifestPath, host, variables);
-            stage = staging.Stage(host, payload, Path.GetFileName(options.ManifestPath), token);
+            stage = staging.Stage(host, payload, Path.GetFileName(options.ManifestPath), !engineStep ? null : at =>
+                (RemoteScripts.StepRunner(at.FleetDir, rollout, host.Name, at.Module, at.HostBundle!),
+                 RemoteScripts.DeployRequest(at.FleetDir, rollout, host, at.ManifestPath, variables, options.TrySeconds)), token, out ran);
             lock (stages) stages[host.Name] = stage;
-            options.Reporter.Verbose($"Host '{host.Name}': staged in {clock.ElapsedMilliseconds} ms ({(stage.Pwsh is null ? "safedeploy host" : "pwsh " + stage.Pwsh)}).");
+            options.Reporter.Verbose($"Host '{host.Name}': {(ran is null ? "staged" : "found staged, and deployed in the same ssh call,")} in {clock.ElapsedMilliseconds} ms " +
+                $"({(stage.Pwsh is null ? "safedeploy host" : "pwsh " + stage.Pwsh)}).");
         }
         catch (SafeDeployException e) when (!token.IsCancellationRequested)
         {
             options.Reporter.Warning($"Host '{host.Name}' is unreachable and was not changed: {e.Message}");
             return Result("Unreachable", e.Message);
         }
-        journal.Write("host-start", new JsonObject { ["host"] = host.Name, ["batch"] = batch });
         var script = RemoteScripts.Deploy(stage.FleetDir, rollout, host, stage.ManifestPath, variables, options.TrySeconds);
         var remote = Stopwatch.StartNew();
         var step = engineStep ? RemoteScripts.DeployRequest(stage.FleetDir, rollout, host, stage.ManifestPath, variables, options.TrySeconds) : null;
-        var outcome = runner.Run(host, stage, rollout, script, token, out var failure, step);
+        string? failure;
+        var outcome = ran is not null ? runner.Finish(host, ran, out failure) : runner.Run(host, stage, rollout, script, token, out failure, step);
         if (outcome is null) return Result("Failed", failure);
         options.Reporter.Verbose($"Host '{host.Name}': {outcome.Status}, generation {outcome.Generation} (run {outcome.Id}); " +
-            $"remote run {remote.ElapsedMilliseconds} ms ({outcome.Channel}), of which the deployment {(long)outcome.EngineTime.TotalMilliseconds} ms.");
+            $"remote run {(long)(ran?.Duration ?? remote.Elapsed).TotalMilliseconds} ms ({outcome.Channel}), of which the deployment {(long)outcome.EngineTime.TotalMilliseconds} ms.");
         return outcome.Status switch
         {
             "Succeeded" => Result("Succeeded", null, outcome),

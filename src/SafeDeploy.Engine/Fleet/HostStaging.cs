@@ -2,6 +2,7 @@ using SafeDeploy.Engine.Manifest;
 using SafeDeploy.Engine.Actions;
 using SafeDeploy.Engine.Deployment;
 using SafeDeploy.Engine.Errors;
+using SafeDeploy.Engine.Platform;
 
 namespace SafeDeploy.Engine.Fleet;
 
@@ -13,7 +14,7 @@ public sealed record HostStage(string FleetDir, string? Pwsh, StagedBundle Modul
 /// Builds the bundles of a rollout (module, one-file host, per-host payload) and stages them to a host by hash:
 /// one probe, one scp of whatever is missing, one unpack that checks every sum.
 /// </summary>
-public sealed class HostStaging(ActionRegistry registry, SshTransport ssh, string workDir, StagedBundle module, StagedBundle? hostBundle)
+public sealed class HostStaging(ActionRegistry registry, SshTransport ssh, string workDir, StagedBundle module, StagedBundle? hostBundle, TimeSpan hostTimeout)
 {
     public const string ModulePrefix = "module-";
     static readonly TimeSpan probeTimeout = TimeSpan.FromSeconds(60), copyTimeout = TimeSpan.FromMinutes(10);
@@ -64,13 +65,26 @@ public sealed class HostStaging(ActionRegistry registry, SshTransport ssh, strin
     public HostStage StageRuntime(FleetHost host, CancellationToken token) => Stage(host, null, "", token);
 
     /// <summary>Probes the host and uploads what it lacks; throws (the host counts as Unreachable) when it cannot.</summary>
-    public HostStage Stage(FleetHost host, StagedBundle? payload, string manifestName, CancellationToken token)
+    public HostStage Stage(FleetHost host, StagedBundle? payload, string manifestName, CancellationToken token) =>
+        Stage(host, payload, manifestName, null, token, out _);
+
+    /// <summary>
+    /// The same, and on a host that runs the uploaded safedeploy host and has every bundle already, runs <paramref name="then"/>
+    /// (a shell command for its fleet folder, with its standard input) in the same round trip: <paramref name="ran"/> is then
+    /// that call's result, whatever its exit code; null when the step is still to run.
+    /// </summary>
+    public HostStage Stage(FleetHost host, StagedBundle? payload, string manifestName, Func<HostStage, (string Command, string Input)>? then,
+        CancellationToken token, out CommandResult? ran)
     {
+        ran = null;
         var own = payload is null ? new[] { module } : [module, payload];
         var bundles = own.Concat(hostBundle is null ? [] : [hostBundle]).ToList();
-        var probe = ssh.Run(host, RemoteScripts.Probe(host, bundles), null, probeTimeout, token);
-        if (!probe.Succeeded) throw Unreachable(host, "probing it", probe);
+        // The step's paths are relative to the fleet folder, where the probe stands when it runs it.
+        var quick = then is not null && hostBundle is not null ? then(new HostStage(".", null, module, hostBundle, payload, ManifestIn(".", payload, manifestName))) : ((string, string)?)null;
+        var probe = ssh.Run(host, RemoteScripts.Probe(host, bundles, quick?.Item1), quick?.Item2, quick is null ? probeTimeout : hostTimeout, token);
         var lines = probe.StandardOutput.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        if (quick is not null && lines.Contains(RemoteScripts.StepLine)) ran = probe;
+        else if (!probe.Succeeded) throw Unreachable(host, "probing it", probe);
         var fleetDir = lines.FirstOrDefault(l => l.StartsWith("FLEETDIR ", StringComparison.Ordinal))?[9..]
             ?? throw Unreachable(host, "reading its state directory", probe);
         var pwsh = lines.FirstOrDefault(l => l.StartsWith("PWSH ", StringComparison.Ordinal))?[5..].Trim();
@@ -81,7 +95,7 @@ public sealed class HostStaging(ActionRegistry registry, SshTransport ssh, strin
                 $"Host '{host.Name}' has no pwsh on its PATH and no safedeploy host was given to upload.",
                 "Install pwsh there, or pass -HostExecutable with the one-file safedeploy (build.ps1 -Task Package).");
         var needed = own.Concat(usePwsh ? [] : [hostBundle!]).Where(b => !have.Contains(b.Name)).ToList();
-        if (needed.Count > 0)
+        if (needed.Count > 0 && ran is null)
         {
             var tars = needed.Select(b => (Bundle: b, Tar: b.Tar(workDir, token))).ToList();
             foreach (var (b, tar) in tars)
@@ -92,13 +106,13 @@ public sealed class HostStaging(ActionRegistry registry, SshTransport ssh, strin
             var unpack = ssh.Run(host, RemoteScripts.Unpack(fleetDir, tars), null, copyTimeout, token);
             if (!unpack.Succeeded) throw Unreachable(host, "unpacking and hash-checking " + string.Join(", ", needed.Select(b => b.Name)), unpack);
         }
-        return new HostStage(fleetDir, usePwsh ? pwsh : null, module, usePwsh ? null : hostBundle, payload,
-            payload is null ? "" : $"{fleetDir}/{payload.RemoteDir}/{payload.Files[payload.Files.Count > 0 ? IndexOfManifest(payload, manifestName) : 0]}");
+        return new HostStage(fleetDir, usePwsh ? pwsh : null, module, usePwsh ? null : hostBundle, payload, ManifestIn(fleetDir, payload, manifestName));
     }
 
-    static int IndexOfManifest(StagedBundle payload, string manifestFile) => Math.Max(0, payload.Files.ToList().IndexOf(manifestFile));
+    static string ManifestIn(string fleetDir, StagedBundle? payload, string manifestFile) =>
+        payload is null ? "" : $"{fleetDir}/{payload.RemoteDir}/{payload.Files[Math.Max(0, payload.Files.ToList().IndexOf(manifestFile))]}";
 
-    internal static SafeDeployException Unreachable(FleetHost host, string doing, Platform.CommandResult r) =>
+    internal static SafeDeployException Unreachable(FleetHost host, string doing, CommandResult r) =>
         new("HostUnreachable", ErrorKind.ConnectionError, host.Name,
             $"Host '{host.Name}' ({host.Address}) failed while {doing}: " +
             (r.TimedOut ? "timed out." : $"{(SshTransport.IsConnectionFailure(r) ? "ssh" : "the remote command")} exited with {r.ExitCode}: {Last(r.StandardError)}"),

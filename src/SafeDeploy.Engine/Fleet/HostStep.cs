@@ -24,7 +24,8 @@ public static class HostStep
         try
         {
             var request = JsonNode.Parse(input.ReadToEnd())!.AsObject();
-            var done = (string)request["done"]!;
+            // Paths may be relative to the fleet folder the step runs in (a step run by its probe).
+            var done = Path.GetFullPath((string)request["done"]!);
             line = (string?)request["op"] switch
             {
                 "deploy" => Deploy(request, done, reporter, modulePath),

@@ -41,7 +41,8 @@ public sealed class RemoteRunner(SshTransport ssh, RemoteSessionInvoker? session
         return Finish(host, ssh.Run(host, command, input, timeout, token, Line), out failure);
     }
 
-    RemoteOutcome? Finish(FleetHost host, CommandResult c, out string? failure)
+    /// <summary>The outcome of a host step's ssh call (its result line), or null with <paramref name="failure"/> saying why there is none.</summary>
+    public RemoteOutcome? Finish(FleetHost host, CommandResult c, out string? failure)
     {
         var outcome = RemoteScripts.Parse(c.StandardOutput);
         failure = outcome is not null ? null

@@ -28,23 +28,33 @@ public static class RemoteScripts
 {
     public const string ResultPrefix = "SAFEDEPLOY-RESULT ";
 
-    /// <summary>Prints FLEETDIR, PWSH and HAVE lines; creates the host's fleet folders (mode 0700).</summary>
-    public static string Probe(FleetHost host, IEnumerable<StagedBundle> bundles)
+    /// <summary>The line a probe prints just before it runs its <c>then</c> command.</summary>
+    public const string StepLine = "STEP";
+
+    /// <summary>
+    /// Prints FLEETDIR, PWSH and HAVE lines; creates the host's fleet folders (mode 0700). With <paramref name="then"/>, a
+    /// host without pwsh that has every bundle already runs that command next, in its fleet folder, after a <see cref="StepLine"/>
+    /// line: a rollout's step in the same round trip as its probe.
+    /// </summary>
+    public static string Probe(FleetHost host, IEnumerable<StagedBundle> bundles, string? then = null)
     {
-        var sb = new StringBuilder("umask 077; ");
+        var all = bundles.ToList();
+        var sb = new StringBuilder("umask 077; have=0; ");
         sb.Append(host.StateDirectory is { } b
             ? $"d={SshTransport.Quote(b)}/state/fleet; "
             : "d=\"${XDG_STATE_HOME:-$HOME/.local/state}/safedeploy/fleet\"; ");
         sb.Append("mkdir -p \"$d/incoming\" \"$d/rollouts\" && cd \"$d\" && d=$(pwd -P) && echo \"FLEETDIR $d\" || exit 3; ");
         sb.Append("echo \"PWSH $(command -v pwsh || true)\"; ");
-        foreach (var x in bundles)
+        foreach (var x in all)
         {
             var dir = SshTransport.Quote(x.RemoteDir);
+            var have = $"{{ echo \"HAVE {x.Name}\"; have=$((have+1)); }}";
             // A runtime folder was checked in full when it was renamed into place; a payload is small enough to check each time.
             sb.Append(x.Kind == "runtime"
-                ? $"[ -f {dir}/SHA256SUMS ] && cmp -s {dir}/SHA256SUMS - <<'EOS' && echo \"HAVE {x.Name}\"\n{x.Sums}EOS\n"
-                : $"( cd {dir} 2>/dev/null && sha256sum -c --quiet --strict SHA256SUMS >/dev/null 2>&1 ) && echo \"HAVE {x.Name}\"; ");
+                ? $"[ -f {dir}/SHA256SUMS ] && cmp -s {dir}/SHA256SUMS - <<'EOS' && {have}\n{x.Sums}EOS\n"
+                : $"( cd {dir} 2>/dev/null && sha256sum -c --quiet --strict SHA256SUMS >/dev/null 2>&1 ) && {have}; ");
         }
+        if (then is not null) sb.Append($"\nif [ -z \"$(command -v pwsh)\" ] && [ \"$have\" -eq {all.Count} ]; then echo {StepLine}; {then}; fi");
         return sb.Append("\nexit 0").ToString();
     }
 

@@ -84,6 +84,13 @@ public class HostStepTests
         var plain = Rollout(WriteManifest(fleet.Dir), inventory, fleet.Dir["controller"], "-Verbose");
         Assert.Equal("Succeeded", Final(plain)["h1"].Status);
         Assert.Contains(plain.Verbose, v => v.StartsWith("Host 'h1': Succeeded", StringComparison.Ordinal) && v.Contains("(ssh, the host's engine without PowerShell)"));
+        Assert.Contains(plain.Verbose, v => v.StartsWith("Host 'h1': staged in", StringComparison.Ordinal));
+
+        // Again (a new rollout: the first finished): everything is staged, so the probe runs the step in the same ssh call.
+        var again = Rollout(WriteManifest(fleet.Dir), inventory, fleet.Dir["controller"], "-Verbose");
+        Assert.Equal("Succeeded", Final(again)["h1"].Status);
+        Assert.Contains(again.Verbose, v => v.StartsWith("Host 'h1': found staged, and deployed in the same ssh call,", StringComparison.Ordinal));
+        Assert.Equal("run\nrun\n", File.ReadAllText(Counter(h)));
 
         var scripted = Rollout(WriteManifest(fleet.Dir, Manifest.Replace("name: fleetapp", "name: scripted") +
             "\n  - name: ps\n    dependsOn: [use]\n    script:\n      run: \"[IO.File]::WriteAllText('${counter}.ps', 'from PowerShell ' + $PSVersionTable.PSVersion.Major)\"\n"),
