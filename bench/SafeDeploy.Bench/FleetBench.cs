@@ -37,31 +37,49 @@ public sealed partial class FleetBench : IBenchmark
         WriteAnsible(fleet, dir);
         var sd = new List<double>();
         var ans = new List<double>();
-        var staged = new List<double>();
         var remote = new List<double>();
         var engine = new List<double>();
-        string SafeDeploy(out string stderr) => Run(host, ["-Verbose", "-Command",
-            $"Invoke-SafeDeploy -Manifest '{dir}/deploy.yaml' -Inventory '{inventory}' -StateDirectory '{dir}/controller' -BatchSize 1,50%,100% -ThrottleLimit 8 -HostExecutable '{host}' -Confirm:$false | Out-Null"],
-            null, out stderr);
+        var before = new List<double>();
+        var waveTimes = new List<double>[3] { new(), new(), new() };
+        var after = new List<double>();
+        (double Total, List<(long At, string Line)> Lines) SafeDeploy() => RunTimed(host, ["-Verbose", "-Command",
+            $"Invoke-SafeDeploy -Manifest '{dir}/deploy.yaml' -Inventory '{inventory}' -StateDirectory '{dir}/controller' -BatchSize 1,50%,100% -ThrottleLimit 8 -HostExecutable '{host}' -Confirm:$false | Out-Null"]);
         string Ansible() => Run("ansible-playbook", ["-i", Path.Combine(dir, "inventory.ini"), Path.Combine(dir, "play.yml")],
             new() { ["ANSIBLE_CONFIG"] = Path.Combine(dir, "ansible.cfg"), ["ANSIBLE_HOME"] = Path.Combine(dir, "ansible-home") }, out _);
 
         var load = File.ReadAllText("/proc/loadavg").Split(' ')[..3];
         Reset(fleet);
-        var cold = Stats.Time(() => SafeDeploy(out _)).TotalMilliseconds; // uploads the runtime to every host
+        var cold = SafeDeploy().Total; // uploads the runtime to every host
         Reset(fleet);
         var ansibleCold = Stats.Time(() => Ansible()).TotalMilliseconds;
+        // The waves of 1, 50%, 100% over 8 hosts in inventory order: h1; h2-h5; h6-h8.
+        int WaveOf(int host) => host == 1 ? 0 : host <= 5 ? 1 : 2;
         for (int i = 0; i < Runs; i++)
         {
             Reset(fleet);
-            string err = "";
-            sd.Add(Stats.Time(() => SafeDeploy(out err)).TotalMilliseconds);
-            foreach (Match m in StagedLine().Matches(err)) staged.Add(double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture));
-            foreach (Match m in RemoteLine().Matches(err))
+            var (total, lines) = SafeDeploy();
+            sd.Add(total);
+            var ends = new long[3];
+            long first = long.MaxValue;
+            foreach (var (at, line) in lines)
             {
-                remote.Add(double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture));
-                engine.Add(double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture));
+                if (FirstCallLine().Match(line) is { Success: true } f) first = Math.Min(first, at - long.Parse(f.Groups[1].Value, CultureInfo.InvariantCulture));
+                if (RemoteLine().Match(line) is { Success: true } m)
+                {
+                    remote.Add(double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture));
+                    engine.Add(double.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture));
+                    var w = WaveOf(int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture));
+                    ends[w] = Math.Max(ends[w], at);
+                }
             }
+            // For a closer look: the last run's verbose lines, each with its time since the controller started.
+            if (Environment.GetEnvironmentVariable("SAFEDEPLOY_BENCH_LINES") is { Length: > 0 } keep)
+                File.WriteAllLines(keep, lines.Select(l => $"{l.At,6} {l.Line}"));
+            before.Add(first);
+            waveTimes[0].Add(ends[0] - first);
+            waveTimes[1].Add(ends[1] - ends[0]);
+            waveTimes[2].Add(ends[2] - ends[1]);
+            after.Add(total - ends[2]);
             Reset(fleet);
             ans.Add(Stats.Time(() => Ansible()).TotalMilliseconds);
         }
@@ -80,20 +98,24 @@ public sealed partial class FleetBench : IBenchmark
             ["ansible-playbook (no facts, pipelining)", Stats.Ms(a), string.Join(", ", ans.Select(Stats.Ms)), Stats.Ms(ansibleCold)],
         ]);
         report.Line($"Speed-up: {a / s:0.00}x (goal: 3x).");
-        report.Heading("Where SafeDeploy's time goes (medians per host)");
+        report.Heading("Where SafeDeploy's time goes (medians of the timed runs)");
         report.Table(["Part", "Median"],
         [
-            ["ssh connection (a fresh `ssh host true`)", Stats.Ms(Stats.Median(sshConnect))],
-            ["controller start-up (`safedeploy -Command 1`)", Stats.Ms(Stats.Median(startup))],
-            ["staging per host (probe over the shared connection; nothing to upload)", Stats.Ms(Stats.Median(staged))],
-            ["remote run per host (session + remote start-up + deployment)", Stats.Ms(Stats.Median(remote))],
-            ["the deployment itself on the host (journal, 3 phases)", Stats.Ms(Stats.Median(engine))],
-            ["remote start-up (remote run minus deployment)", Stats.Ms(Stats.Median(remote.Zip(engine, (r, e) => r - e)))],
+            ["controller, until the canary starts (start-up, Import-Module, inventory, journal, bundles' sums)", Stats.Ms(Stats.Median(before))],
+            ["  of which the host process's start-up (`safedeploy -Command 1` alone)", Stats.Ms(Stats.Median(startup))],
+            ["wave 1, the canary (1 host: connection, probe and deployment in one ssh call)", Stats.Ms(Stats.Median(waveTimes[0]))],
+            ["wave 2 (4 hosts at once)", Stats.Ms(Stats.Median(waveTimes[1]))],
+            ["wave 3 (3 hosts at once)", Stats.Ms(Stats.Median(waveTimes[2]))],
+            ["controller after the last host (journal end, exit)", Stats.Ms(Stats.Median(after))],
+            ["per host: its ssh call (probe + the host's engine, over the shared connection)", Stats.Ms(Stats.Median(remote))],
+            ["per host: the deployment itself (journal, 3 phases)", Stats.Ms(Stats.Median(engine))],
+            ["per host: the rest (ssh session, probe, engine start-up)", Stats.Ms(Stats.Median(remote.Zip(engine, (r, e) => r - e)))],
+            ["a fresh ssh connection (`ssh host true`, for comparison)", Stats.Ms(Stats.Median(sshConnect))],
         ]);
     }
 
-    [GeneratedRegex(@"staged in (\d+) ms")] private static partial Regex StagedLine();
-    [GeneratedRegex(@"remote run (\d+) ms(?: \([^)]*\))?, of which the deployment (\d+) ms")] private static partial Regex RemoteLine();
+    [GeneratedRegex(@"^VERBOSE: Host 'h\d+': (?:staged|found staged, and deployed in the same ssh call,) in (\d+) ms")] private static partial Regex FirstCallLine();
+    [GeneratedRegex(@"^VERBOSE: Host 'h(\d+)': Succeeded.*remote run (\d+) ms(?: \([^)]*\))?, of which the deployment (\d+) ms")] private static partial Regex RemoteLine();
 
     static void Reset(SshFleet fleet)
     {
@@ -155,6 +177,23 @@ public sealed partial class FleetBench : IBenchmark
     static IEnumerable<string> SshArgs(SshFleet fleet, TestHost h, string command) =>
         ["-o", "BatchMode=yes", "-o", $"UserKnownHostsFile={fleet.KnownHosts}", "-o", "StrictHostKeyChecking=yes", "-i", fleet.ClientKey,
          "-p", h.Port.ToString(CultureInfo.InvariantCulture), $"{Environment.UserName}@{h.Address}", command];
+
+    /// <summary>Runs a command to its end; its time from start to exit, and each line of its standard error with the time it came.</summary>
+    static (double Total, List<(long At, string Line)> Lines) RunTimed(string program, IEnumerable<string> args)
+    {
+        var psi = new ProcessStartInfo(program, args) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var lines = new List<(long, string)>();
+        var clock = Stopwatch.StartNew();
+        using var p = Process.Start(psi)!;
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add((clock.ElapsedMilliseconds, e.Data)); };
+        p.BeginErrorReadLine();
+        var output = p.StandardOutput.ReadToEndAsync();
+        if (!p.WaitForExit(600_000)) { p.Kill(true); throw new TimeoutException(program + " did not finish in 10 minutes"); }
+        var total = clock.Elapsed.TotalMilliseconds;
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{program} exited with {p.ExitCode}:\n{output.Result}\n{string.Join("\n", lines.Select(l => l.Item2))}");
+        lock (lines) return (total, lines.ToList());
+    }
 
     static string AnsibleVersion() => Run("ansible-playbook", ["--version"], null, out _).Split('\n')[0];
 
