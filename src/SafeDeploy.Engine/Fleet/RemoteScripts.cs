@@ -28,6 +28,13 @@ public static class RemoteScripts
 {
     public const string ResultPrefix = "SAFEDEPLOY-RESULT ";
 
+    /// <summary>
+    /// SafeDeploy's own folders on a host are private (umask 077 while they are made); the deployment then runs with the
+    /// login's umask, as it would from that user's shell, so a `run` phase's `mkdir` makes the same modes as at home.
+    /// </summary>
+    const string Private = "[ -n \"${login_umask:-}\" ] || login_umask=$(umask); umask 077; ";
+    const string Login = "umask \"$login_umask\" && ";
+
     /// <summary>The line a probe prints just before it runs its <c>then</c> command.</summary>
     public const string StepLine = "STEP";
 
@@ -39,7 +46,7 @@ public static class RemoteScripts
     public static string Probe(FleetHost host, IEnumerable<StagedBundle> bundles, string? then = null)
     {
         var all = bundles.ToList();
-        var sb = new StringBuilder("umask 077; have=0; ");
+        var sb = new StringBuilder(Private + "have=0; ");
         sb.Append(host.StateDirectory is { } b
             ? $"d={SshTransport.Quote(b)}/state/fleet; "
             : "d=\"${XDG_STATE_HOME:-$HOME/.local/state}/safedeploy/fleet\"; ");
@@ -79,8 +86,8 @@ public static class RemoteScripts
         StagedBundle? host, string script)
     {
         var lockFile = SshTransport.Quote($"{fleetDir}/rollouts/{rollout}/{hostName}.lock");
-        var prep = rollout is null ? "umask 077; exec "
-            : $"umask 077; mkdir -p {SshTransport.Quote($"{fleetDir}/rollouts/{rollout}")} && exec flock {lockFile} ";
+        var prep = rollout is null ? Private + Login + "exec "
+            : Private + $"mkdir -p {SshTransport.Quote($"{fleetDir}/rollouts/{rollout}")} && {Login}exec flock {lockFile} ";
         if (pwsh is { Length: > 0 } && host is null)
         {
             var full = $"Import-Module {Ps($"{fleetDir}/{module.RemoteDir}/SafeDeploy.psd1")}\n" + script;
@@ -98,7 +105,7 @@ public static class RemoteScripts
     public static string StepRunner(string fleetDir, string rollout, string hostName, StagedBundle module, StagedBundle host)
     {
         var dir = SshTransport.Quote($"{fleetDir}/rollouts/{rollout}");
-        return $"umask 077; mkdir -p {dir} && exec flock {SshTransport.Quote($"{fleetDir}/rollouts/{rollout}/{hostName}.lock")} " +
+        return Private + $"mkdir -p {dir} && {Login}exec flock {SshTransport.Quote($"{fleetDir}/rollouts/{rollout}/{hostName}.lock")} " +
             $"env SAFEDEPLOY_MODULE={SshTransport.Quote($"{fleetDir}/{module.RemoteDir}/SafeDeploy.psd1")} {SshTransport.Quote($"{fleetDir}/{host.RemoteDir}/safedeploy")} -FleetStep";
     }
 

@@ -85,6 +85,12 @@ public class HostStepTests
         Assert.Equal("Succeeded", Final(plain)["h1"].Status);
         Assert.Contains(plain.Verbose, v => v.StartsWith("Host 'h1': Succeeded", StringComparison.Ordinal) && v.Contains("(ssh, the host's engine without PowerShell)"));
         Assert.Contains(plain.Verbose, v => v.StartsWith("Host 'h1': staged in", StringComparison.Ordinal));
+        // SafeDeploy's folders on the host are private, but the deployment runs with the login's umask (sshd's, here this
+        // test's): the file the run phase made has the mode a shell of that user gives it, not 0600.
+        var umask = Convert.ToInt32(Programs.Run("sh", "-c", "umask").Trim(), 8);
+        Assert.Equal((UnixFileMode)(0x1B6 & ~umask), File.GetUnixFileMode(Counter(h)));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute,
+            File.GetUnixFileMode(Path.Combine(h.State, "state", "fleet", "rollouts")));
 
         // Again (a new rollout: the first finished): everything is staged, so the probe runs the step in the same ssh call.
         var again = Rollout(WriteManifest(fleet.Dir), inventory, fleet.Dir["controller"], "-Verbose");
