@@ -67,14 +67,26 @@ public static class FleetMaintenance
         if (outcome is null) return Result(failed, failure);
         o.Reporter.Verbose($"Host '{host.Name}': {op} gave {outcome.Status}, generation {outcome.Generation} (run {outcome.Id}) in {clock.ElapsedMilliseconds} ms " +
             $"({outcome.Channel}).");
+        // A host with no run of it to confirm or undo is left as it was: nothing was started there.
+        if (outcome.Status == "Error" && outcome.Error?.StartsWith(NothingTo(op), StringComparison.Ordinal) == true) return Result("NotStarted", outcome.Error, outcome);
         bool ok = op == HostOperation.Confirm ? outcome.Status == "Succeeded" : outcome.Status == "Undone";
         return Result(ok ? (op == HostOperation.Confirm ? "Succeeded" : "RolledBack") : failed, ok ? null : outcome.Error ?? outcome.Status, outcome);
     }
 
-    /// <summary>The error for hosts that were not confirmed or undone (null when every host was).</summary>
+    static string NothingTo(HostOperation op) => op == HostOperation.Confirm ? "NothingToConfirm" : "NothingToUndo";
+
+    /// <summary>
+    /// The error for hosts that were not confirmed or undone (null when every host was, or had nothing to do while another
+    /// did); NothingToUndo or NothingToConfirm when no host had anything.
+    /// </summary>
     public static SafeDeployException? Failure(HostOperation op, string name, IReadOnlyList<HostDeployResult> results)
     {
-        var bad = results.Where(r => r.Status is not ("Succeeded" or "RolledBack")).ToList();
+        var bad = results.Where(r => r.Status is not ("Succeeded" or "RolledBack" or "NotStarted")).ToList();
+        if (bad.Count == 0 && results.Count > 0 && results.All(r => r.Status == "NotStarted"))
+            return new SafeDeployException(NothingTo(op), ErrorKind.ObjectNotFound, name,
+                $"None of the {results.Count} host(s) has a run of '{name}' to {(op == HostOperation.Confirm ? "confirm" : "undo")}: " +
+                string.Join(", ", results.Select(r => r.HostName)) + ".",
+                "Get-SafeDeployHistory on a host shows its runs; check the deployment name and the hosts selected.");
         if (bad.Count == 0) return null;
         var id = op == HostOperation.Confirm ? "FleetConfirmFailed" : "FleetUndoFailed";
         return new SafeDeployException(id, ErrorKind.InvalidOperation, name,

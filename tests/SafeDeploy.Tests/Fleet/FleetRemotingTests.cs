@@ -124,12 +124,21 @@ public class FleetRemotingTests(RemotingFleet shared, ITestOutputHelper output) 
 
         // Again: nothing of it stands any more on either host; a host with no sshd is Unreachable. One error names them all.
         var again = Run("Undo-SafeDeploy fleetapp -Inventory $i -HostName h1,gone -ThrottleLimit 1", ("i", inventory));
-        Assert.Equal(["gone:Unreachable", "h1:RollbackFailed"], again.Output.Select(o => $"{HostOf(o)}:{Status(o)}").Order());
+        Assert.Equal(["gone:Unreachable", "h1:NotStarted"], again.Output.Select(o => $"{HostOf(o)}:{Status(o)}").Order());
         Assert.Contains("NothingToUndo", (string)again.Output.Single(o => HostOf(o) == "h1").Properties["Error"].Value);
         Assert.Contains("127.0.0.1", (string)again.Output.Single(o => HostOf(o) == "gone").Properties["Error"].Value);
         var error = Assert.Single(again.Errors);
         Assert.StartsWith("FleetUndoFailed", error.FullyQualifiedErrorId);
         Assert.Equal(ErrorCategory.InvalidOperation, error.CategoryInfo.Category);
         Assert.Equal("fleetapp", error.TargetObject);
+        Assert.DoesNotContain("h1", error.Exception.Message.Split(':', 2)[1].Split(". First error")[0]);
+
+        // A host with nothing standing is left alone, not failed: alone, it is NothingToUndo (ObjectNotFound), as at home.
+        var nothing = Run("Undo-SafeDeploy fleetapp -Inventory $i -HostName h1", ("i", inventory));
+        Assert.Equal(["h1:NotStarted"], nothing.Output.Select(o => $"{HostOf(o)}:{Status(o)}"));
+        var none = Assert.Single(nothing.Errors);
+        Assert.StartsWith("NothingToUndo", none.FullyQualifiedErrorId);
+        Assert.Equal(ErrorCategory.ObjectNotFound, none.CategoryInfo.Category);
+        Assert.Equal(before["h1"], SshFleet.Snapshot(Host("h1").Root));
     }
 }
