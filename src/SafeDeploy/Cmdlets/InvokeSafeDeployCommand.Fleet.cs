@@ -8,16 +8,6 @@ namespace SafeDeploy.Cmdlets;
 [OutputType(typeof(HostDeployResult), ParameterSetName = [InventorySet, HostNameSet])]
 public sealed partial class InvokeSafeDeployCommand
 {
-    const string LocalSet = "Local", InventorySet = "Inventory", HostNameSet = "HostName";
-
-    [Parameter(Mandatory = true, ParameterSetName = InventorySet)] [ValidateNotNullOrEmpty] public string? Inventory { get; set; }
-
-    [Parameter(ParameterSetName = InventorySet)] [ValidateNotNullOrEmpty] public string[]? Group { get; set; }
-
-    [Parameter(ParameterSetName = InventorySet)]
-    [Parameter(Mandatory = true, ParameterSetName = HostNameSet)]
-    [ValidateNotNullOrEmpty] public string[]? HostName { get; set; }
-
     [Parameter(ParameterSetName = InventorySet)] [Parameter(ParameterSetName = HostNameSet)]
     [ValidateNotNullOrEmpty] public string[]? BatchSize { get; set; }
 
@@ -26,9 +16,6 @@ public sealed partial class InvokeSafeDeployCommand
 
     [Parameter(ParameterSetName = InventorySet)] [Parameter(ParameterSetName = HostNameSet)]
     public FailureAction OnFailure { get; set; } = FailureAction.RollBack;
-
-    [Parameter(ParameterSetName = InventorySet)] [Parameter(ParameterSetName = HostNameSet)]
-    [ValidateNotNullOrEmpty] public string? HostExecutable { get; set; }
 
     void ProcessFleet()
     {

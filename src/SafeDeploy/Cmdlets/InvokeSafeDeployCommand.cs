@@ -8,7 +8,7 @@ namespace SafeDeploy.Cmdlets;
 /// <summary>Runs a deployment manifest: parallel phases under resource locks, journaled, rolled back on failure.</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "SafeDeploy", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = LocalSet)]
 [OutputType(typeof(DeployResult))]
-public sealed partial class InvokeSafeDeployCommand : SafeDeployCmdlet
+public sealed partial class InvokeSafeDeployCommand : FleetCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("Path", "FullName")]
@@ -34,7 +34,7 @@ public sealed partial class InvokeSafeDeployCommand : SafeDeployCmdlet
     /// <summary>The single-host path: plan once, show the plan (-WhatIf/-Confirm), run exactly that plan, write the result.</summary>
     void DeployHere()
     {
-        if (ParameterSetName != LocalSet) { ProcessFleet(); return; }
+        if (IsFleet) { ProcessFleet(); return; }
         var path = ResolvePath(Manifest);
         try
         {

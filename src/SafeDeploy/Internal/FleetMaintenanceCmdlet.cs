@@ -5,10 +5,11 @@ using SafeDeploy.Engine.StateDirectories;
 namespace SafeDeploy.Internal;
 
 /// <summary>
-/// The fleet side of Confirm-SafeDeploy and Undo-SafeDeploy: -Inventory, -Group and -HostName select hosts as on
-/// Invoke-SafeDeploy, and the operation runs on each of them through the rollout's transport, one HostDeployResult per host.
+/// A cmdlet that also works across hosts: -Inventory, -Group and -HostName select them (FleetSelection), -HostExecutable
+/// names the one-file safedeploy for hosts without pwsh. Invoke-SafeDeploy, Confirm-SafeDeploy and Undo-SafeDeploy
+/// declare these once, here, in the same parameter sets.
 /// </summary>
-public abstract class FleetMaintenanceCmdlet : SafeDeployCmdlet
+public abstract class FleetCmdlet : SafeDeployCmdlet
 {
     protected const string LocalSet = "Local", InventorySet = "Inventory", HostNameSet = "HostName";
 
@@ -21,12 +22,19 @@ public abstract class FleetMaintenanceCmdlet : SafeDeployCmdlet
     [ValidateNotNullOrEmpty] public string[]? HostName { get; set; }
 
     [Parameter(ParameterSetName = InventorySet)] [Parameter(ParameterSetName = HostNameSet)]
-    [ValidateRange(1, 256)] public int ThrottleLimit { get; set; } = 5;
-
-    [Parameter(ParameterSetName = InventorySet)] [Parameter(ParameterSetName = HostNameSet)]
     [ValidateNotNullOrEmpty] public string? HostExecutable { get; set; }
 
     protected bool IsFleet => ParameterSetName != LocalSet;
+}
+
+/// <summary>
+/// The fleet side of Confirm-SafeDeploy and Undo-SafeDeploy: the hosts selected as on Invoke-SafeDeploy, and the operation
+/// run on each of them through the rollout's transport, one HostDeployResult per host.
+/// </summary>
+public abstract class FleetMaintenanceCmdlet : FleetCmdlet
+{
+    [Parameter(ParameterSetName = InventorySet)] [Parameter(ParameterSetName = HostNameSet)]
+    [ValidateRange(1, 256)] public int ThrottleLimit { get; set; } = 5;
 
     /// <summary>Runs <paramref name="op"/> on every selected host the user agrees to (ShouldProcess per host), writing each host's result.</summary>
     protected void ProcessFleet(HostOperation op, string name, string action)
