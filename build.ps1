@@ -7,7 +7,7 @@
 .EXAMPLE
     ./build.ps1 -Task Test      # the xunit tests, then the Pester suites in this pwsh
 .EXAMPLE
-    ./build.ps1 -Task Package   # out/SafeDeploy/<version>/ for Publish-PSResource, and out/safedeploy/<rid>/safedeploy (one file)
+    ./build.ps1 -Task Package   # out/SafeDeploy/<version>/ for Publish-PSResource, out/safedeploy/<rid>/safedeploy (one file) and safedeploy-step
 #>
 [CmdletBinding()]
 param(
@@ -57,6 +57,24 @@ function New-SingleFileHost([string] $Stage, [string] $Rid) {
     Get-Item (Join-Path $out 'safedeploy')
 }
 
+# Beside the one file, the rollout step compiled ahead of time (src/SafeDeploy.Step): a fleet host runs it instead of
+# starting the runtime in safedeploy. Native code is compiled for this machine's runtime only (no cross-linker here);
+# hosts of another runtime run their steps with safedeploy -FleetStep.
+function New-NativeStep([string] $Rid) {
+    $out = Join-Path $PSScriptRoot "out/safedeploy/$Rid"
+    $machine = [System.Runtime.InteropServices.RuntimeInformation]::RuntimeIdentifier
+    if ($Rid -ne $machine) {
+        Write-Warning "No safedeploy-step for $Rid (native compilation runs for $machine only): its hosts run steps with safedeploy -FleetStep."
+        return
+    }
+    $tmp = Join-Path $PSScriptRoot "out/obj/step-$Rid"
+    dotnet publish src/SafeDeploy.Step -c Release -r $Rid -o $tmp | Out-Host
+    if ($LASTEXITCODE) { throw "dotnet publish of safedeploy-step for $Rid failed ($LASTEXITCODE)" }
+    Copy-Item (Join-Path $tmp 'safedeploy-step') -Destination $out
+    Remove-Item $tmp -Recurse -Force
+    Get-Item (Join-Path $out 'safedeploy-step')
+}
+
 switch ($Task) {
     'Build' { Invoke-Build }
     'Test' {
@@ -76,6 +94,9 @@ switch ($Task) {
         foreach ($rid in $Runtime) {
             $file = New-SingleFileHost $stage $rid
             Write-Host ("Built {0} ({1:N1} MiB): one file for {2} machines with neither .NET nor pwsh" -f $file.FullName, ($file.Length / 1MB), $rid)
+            if ($step = New-NativeStep $rid) {
+                Write-Host ("Built {0} ({1:N1} MiB): its rollout step, native code, beside it" -f $step.FullName, ($step.Length / 1MB))
+            }
         }
     }
 }

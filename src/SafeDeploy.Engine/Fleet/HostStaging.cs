@@ -30,7 +30,10 @@ public sealed class HostStaging(ActionRegistry registry, SshTransport ssh, strin
         return StagedBundle.Create("runtime", $"{ModulePrefix}{version}-", moduleDirectory, files, known);
     }
 
-    /// <summary>The safedeploy host for hosts without pwsh: a one-file executable, or one beside its SafeDeploy.Host.dll (framework-dependent).</summary>
+    /// <summary>
+    /// The safedeploy host for hosts without pwsh: a one-file executable (with the native safedeploy-step beside it when the
+    /// package has one), or one beside its SafeDeploy.Host.dll (framework-dependent: the whole folder).
+    /// </summary>
     public static StagedBundle HostBundle(string executable, string version, FileSums? known = null)
     {
         var full = Path.GetFullPath(executable);
@@ -41,7 +44,9 @@ public sealed class HostStaging(ActionRegistry registry, SshTransport ssh, strin
         if (Path.GetFileName(full) != "safedeploy")
             throw new SafeDeployException("HostExecutableNotFound", ErrorKind.InvalidArgument, full,
                 $"'{full}' is not named 'safedeploy'.", "Point -HostExecutable at the safedeploy executable itself.");
-        var files = File.Exists(Path.Combine(dir, "SafeDeploy.Host.dll")) ? StagedBundle.FilesUnder(dir, ".") : ["safedeploy"];
+        // Beside the one file, the package's native step (safedeploy-step) travels with it: steps then need no runtime start.
+        var files = File.Exists(Path.Combine(dir, "SafeDeploy.Host.dll")) ? StagedBundle.FilesUnder(dir, ".")
+            : File.Exists(Path.Combine(dir, RemoteScripts.NativeStep)) ? ["safedeploy", RemoteScripts.NativeStep] : ["safedeploy"];
         return StagedBundle.Create("runtime", $"host-{version}-", dir, files.Select(f => f.StartsWith("./", StringComparison.Ordinal) ? f[2..] : f), known);
     }
 

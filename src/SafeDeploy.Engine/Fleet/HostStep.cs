@@ -8,8 +8,9 @@ using SafeDeploy.Engine.StateDirectories;
 namespace SafeDeploy.Engine.Fleet;
 
 /// <summary>
-/// A rollout's step on a host run by the uploaded safedeploy host without starting PowerShell (`safedeploy -FleetStep`,
-/// its request as JSON on standard input; see <see cref="RemoteScripts.DeployRequest"/>). It does what the PowerShell of
+/// A rollout's step on a host run without starting PowerShell, by the uploaded native `safedeploy-step` (SafeDeploy.Step,
+/// compiled ahead of time) or else by the uploaded safedeploy host (`safedeploy -FleetStep`); its request is JSON on
+/// standard input (see <see cref="RemoteScripts.DeployRequest"/>). It does what the PowerShell of
 /// <see cref="RemoteScripts.Deploy"/> and <see cref="RemoteScripts.RollBack"/> does, through the engine directly, and
 /// prints the same result line. The controller sends it only manifests without `script` phases: it has no runspace to
 /// run them in. Starting a PowerShell engine was most of a host's time in a rollout (bench/results/fleet.md).
@@ -17,7 +18,10 @@ namespace SafeDeploy.Engine.Fleet;
 public static class HostStep
 {
     /// <summary>Runs the request read from <paramref name="input"/>; the result line goes to <paramref name="output"/>, warnings before it.</summary>
-    public static int Run(TextReader input, TextWriter output, string? modulePath)
+    public static int Run(TextReader input, TextWriter output, string? modulePath) => Run(input, output, modulePath, "engine");
+
+    /// <summary>The same; <paramref name="via"/> names the runner on the result line ("engine": safedeploy -FleetStep; "native": safedeploy-step).</summary>
+    public static int Run(TextReader input, TextWriter output, string? modulePath, string via)
     {
         var reporter = new LineReporter(output);
         string line;
@@ -28,15 +32,15 @@ public static class HostStep
             var done = Path.GetFullPath((string)request["done"]!);
             line = (string?)request["op"] switch
             {
-                "deploy" => Deploy(request, done, reporter, modulePath),
-                "rollback" => RollBack(request, done, reporter),
+                "deploy" => Deploy(request, done, reporter, modulePath, via),
+                "rollback" => RollBack(request, done, reporter, via),
                 var op => throw new SafeDeployException("FleetStepInvalid", ErrorKind.InvalidArgument, op ?? "",
                     $"The fleet step '{op}' is not known.", "Run the same SafeDeploy version on the controller and the host."),
             };
         }
         catch (Exception e) when (e is SafeDeployException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidOperationException)
         {
-            line = RemoteScripts.ResultLine("Error", 0, null, (e is SafeDeployException s ? s.ErrorId : e.GetType().Name) + ": " + e.Message, null, null, "engine");
+            line = RemoteScripts.ResultLine("Error", 0, null, (e is SafeDeployException s ? s.ErrorId : e.GetType().Name) + ": " + e.Message, null, null, via);
         }
         output.WriteLine(line);
         output.Flush();
@@ -44,7 +48,7 @@ public static class HostStep
     }
 
     /// <summary>Deploys once for this rollout: a second request (after a controller died) reports the first one's result.</summary>
-    static string Deploy(JsonObject request, string done, IOperationReporter reporter, string? modulePath)
+    static string Deploy(JsonObject request, string done, IOperationReporter reporter, string? modulePath, string via)
     {
         if (File.Exists(done)) return File.ReadAllText(done).Trim();
         var stateBase = (string?)request["stateDirectory"];
@@ -59,19 +63,19 @@ public static class HostStep
             Watchdog = trySeconds is null ? null : WatchdogHost.Locate(modulePath is null ? null : Path.GetDirectoryName(modulePath), modulePath, stateBase),
         });
         var r = engine.Invoke(plan, reporter, scriptInvoker: null);
-        var line = RemoteScripts.ResultLine(r.Status.ToString(), r.Generation, r.Id, r.Error, r.RollbackAt, r.Duration, "engine");
+        var line = RemoteScripts.ResultLine(r.Status.ToString(), r.Generation, r.Id, r.Error, r.RollbackAt, r.Duration, via);
         Keep(done, line);
         return line;
     }
 
     /// <summary>Undoes the run this rollout made on the host (found in its result file), once.</summary>
-    static string RollBack(JsonObject request, string done, IOperationReporter reporter)
+    static string RollBack(JsonObject request, string done, IOperationReporter reporter, string via)
     {
         var undone = done + ".undone";
         if (File.Exists(undone)) return File.ReadAllText(undone).Trim();
-        if (!File.Exists(done)) return RemoteScripts.ResultLine("NotDeployed", 0, null, null, null, null, "engine");
+        if (!File.Exists(done)) return RemoteScripts.ResultLine("NotDeployed", 0, null, null, null, null, via);
         var was = RemoteScripts.Parse(File.ReadAllText(done));
-        if (was is not { Status: "Succeeded", Id: { } id }) return RemoteScripts.ResultLine("NotDeployed", was?.Generation ?? 0, was?.Id, null, null, null, "engine");
+        if (was is not { Status: "Succeeded", Id: { } id }) return RemoteScripts.ResultLine("NotDeployed", was?.Generation ?? 0, was?.Id, null, null, null, via);
         var name = (string)request["name"]!;
         var engine = new DeploymentEngine(State((string?)request["stateDirectory"], reporter));
         DeployResult r;
@@ -80,12 +84,12 @@ public static class HostStep
         {
             // An undo that finished before its process was killed is in the host's history: report it, do not undo twice.
             var finished = engine.Store.History(name).LastOrDefault(h => h.Id == id && h.Status.ToString() == "Undone");
-            if (finished is null) return RemoteScripts.ResultLine("Error", 0, id, e.ErrorId + ": " + e.Message, null, null, "engine");
-            var again = RemoteScripts.ResultLine("Undone", finished.Generation, id, null, null, null, "engine");
+            if (finished is null) return RemoteScripts.ResultLine("Error", 0, id, e.ErrorId + ": " + e.Message, null, null, via);
+            var again = RemoteScripts.ResultLine("Undone", finished.Generation, id, null, null, null, via);
             Keep(undone, again);
             return again;
         }
-        var line = RemoteScripts.ResultLine(r.Status.ToString(), r.Generation, id, r.Error, null, r.Duration, "engine");
+        var line = RemoteScripts.ResultLine(r.Status.ToString(), r.Generation, id, r.Error, null, r.Duration, via);
         if (r.Status.ToString() == "Undone") Keep(undone, line);
         return line;
     }

@@ -6,7 +6,8 @@ namespace SafeDeploy.Engine.Fleet;
 /// <summary>What a host's SafeDeploy reported on its result line.</summary>
 /// <remarks>
 /// <see cref="Via"/> is "remoting" when the script ran in a PowerShell remoting session ($PSSenderInfo set), "engine" when
-/// the host's engine ran it without PowerShell (<see cref="HostStep"/>), else "ssh".
+/// the uploaded safedeploy host's engine ran it without PowerShell (<see cref="HostStep"/>), "native" when the uploaded
+/// safedeploy-step did (the same engine compiled ahead of time), else "ssh".
 /// </remarks>
 public sealed record RemoteOutcome(string Status, int Generation, string? Id, string? Error, DateTimeOffset? RollbackAt, TimeSpan EngineTime, string Via = "ssh")
 {
@@ -15,6 +16,7 @@ public sealed record RemoteOutcome(string Status, int Generation, string? Id, st
     {
         "remoting" => "PowerShell remoting session",
         "engine" => "ssh, the host's engine without PowerShell",
+        "native" => "ssh, the host's native step: neither PowerShell nor .NET",
         _ => "ssh",
     };
 }
@@ -98,15 +100,22 @@ public static class RemoteScripts
         return (prep + $"env SAFEDEPLOY_MODULE={SshTransport.Quote($"{fleetDir}/{module.RemoteDir}/SafeDeploy.psd1")} POWERSHELL_TELEMETRY_OPTOUT=1 {exe} -NoProfile -Command -", script);
     }
 
+    /// <summary>The native step's file name in the host bundle, beside the one-file safedeploy (build.ps1 -Task Package).</summary>
+    public const string NativeStep = "safedeploy-step";
+
     /// <summary>
-    /// The shell line that runs a <see cref="HostStep"/> request in the uploaded safedeploy host, without PowerShell, under the
-    /// rollout's per-host lock; the request goes on its standard input.
+    /// The shell line that runs a <see cref="HostStep"/> request on the host, without PowerShell, under the rollout's per-host
+    /// lock; the request goes on its standard input. The uploaded native step runs it when the host bundle carries one, else
+    /// the uploaded safedeploy host (`safedeploy -FleetStep`).
     /// </summary>
     public static string StepRunner(string fleetDir, string rollout, string hostName, StagedBundle module, StagedBundle host)
     {
         var dir = SshTransport.Quote($"{fleetDir}/rollouts/{rollout}");
+        var runner = host.Files.Contains(NativeStep, StringComparer.Ordinal)
+            ? SshTransport.Quote($"{fleetDir}/{host.RemoteDir}/{NativeStep}")
+            : SshTransport.Quote($"{fleetDir}/{host.RemoteDir}/safedeploy") + " -FleetStep";
         return Private + $"mkdir -p {dir} && {Login}exec flock {SshTransport.Quote($"{fleetDir}/rollouts/{rollout}/{hostName}.lock")} " +
-            $"env SAFEDEPLOY_MODULE={SshTransport.Quote($"{fleetDir}/{module.RemoteDir}/SafeDeploy.psd1")} {SshTransport.Quote($"{fleetDir}/{host.RemoteDir}/safedeploy")} -FleetStep";
+            $"env SAFEDEPLOY_MODULE={SshTransport.Quote($"{fleetDir}/{module.RemoteDir}/SafeDeploy.psd1")} {runner}";
     }
 
     /// <summary>The <see cref="HostStep"/> request of <see cref="Deploy"/>: the same deployment, run by the host's engine directly.</summary>

@@ -6,15 +6,19 @@ using static SafeDeploy.Tests.Fleet.FleetTests;
 namespace SafeDeploy.Tests.Fleet;
 
 /// <summary>
-/// `safedeploy -FleetStep`: a rollout's step run by a host's engine without PowerShell. Locally through the built host with
-/// a request on stdin, and in a rollout, where a manifest with a `script` phase still goes through PowerShell.
+/// A rollout's step run by a host's engine without PowerShell: `safedeploy -FleetStep` of the built host and the package's
+/// native safedeploy-step, each locally with a request on stdin; and in a rollout, where a manifest with a `script` phase
+/// still goes through PowerShell.
 /// </summary>
 public class HostStepTests
 {
-    static RemoteOutcome Step(TempDir dir, string request)
+    /// <summary>The step by <paramref name="runner"/>: "engine" (safedeploy -FleetStep) or "native" (safedeploy-step).</summary>
+    static RemoteOutcome Step(TempDir dir, string request, string runner)
     {
         var file = dir.Write($"request-{Guid.NewGuid():N}.json", request);
-        using var p = HostProcess.StartProgram("sh", ["-c", "exec \"$0\" -FleetStep < \"$1\"", RepoPaths.HostExecutable, file],
+        string[] args = runner == "native" ? ["-c", "exec \"$0\" < \"$1\"", Packaged.NativeStep, file]
+            : ["-c", "exec \"$0\" -FleetStep < \"$1\"", RepoPaths.HostExecutable, file];
+        using var p = HostProcess.StartProgram("sh", args,
             new Dictionary<string, string?> { ["SAFEDEPLOY_MODULE"] = RepoPaths.ModuleManifest });
         var o = p.Wait(TimeSpan.FromMinutes(2));
         Assert.True(o.ExitCode == 0, o.ToString());
@@ -28,8 +32,10 @@ public class HostStepTests
             ["stateDirectory"] = dir["state"], ["variables"] = new System.Text.Json.Nodes.JsonObject { ["counter"] = dir["runs.log"] },
         }.ToJsonString();
 
-    [Fact]
-    public void Deploy_RunsTheEngineOnce_ASecondRequestReportsTheFirst_AndRollBackRestoresTheRootOnce()
+    [Theory]
+    [InlineData("engine")]
+    [InlineData("native")]
+    public void Deploy_RunsTheEngineOnce_ASecondRequestReportsTheFirst_AndRollBackRestoresTheRootOnce(string runner)
     {
         using var dir = new TempDir("step");
         var root = dir["root"];
@@ -38,36 +44,38 @@ public class HostStepTests
         var manifest = WriteManifest(dir);
         var done = dir["h1.result"];
 
-        var first = Step(dir, Request("deploy", dir, done, manifest, root));
-        Assert.Equal(("Succeeded", 1, "engine"), (first.Status, first.Generation, first.Via));
+        var first = Step(dir, Request("deploy", dir, done, manifest, root), runner);
+        Assert.Equal(("Succeeded", 1, runner), (first.Status, first.Generation, first.Via));
         Assert.Equal("library bytes v2\n", File.ReadAllText(Path.Combine(root, "opt/fleet/lib/libfleet.so")));
         Assert.Equal("/usr/lib/other.so\n/opt/fleet/lib/libfleet.so\n", File.ReadAllText(Path.Combine(root, "etc/ld.so.preload")));
         Assert.Equal("run\n", File.ReadAllText(dir["runs.log"]));
 
         // A controller that died after the step asks again: the same result, and nothing ran twice.
-        var again = Step(dir, Request("deploy", dir, done, manifest, root));
+        var again = Step(dir, Request("deploy", dir, done, manifest, root), runner);
         Assert.Equal((first.Id, first.Generation), (again.Id, again.Generation));
         Assert.Equal("run\n", File.ReadAllText(dir["runs.log"]));
 
-        var undone = Step(dir, Request("rollback", dir, done));
+        var undone = Step(dir, Request("rollback", dir, done), runner);
         Assert.Equal(("Undone", first.Id), (undone.Status, undone.Id));
         Assert.False(Directory.Exists(Path.Combine(root, "opt")));
         Assert.Equal("/usr/lib/other.so\n", File.ReadAllText(Path.Combine(root, "etc/ld.so.preload")));
-        var twice = Step(dir, Request("rollback", dir, done));
+        var twice = Step(dir, Request("rollback", dir, done), runner);
         Assert.Equal(("Undone", undone.Generation), (twice.Status, twice.Generation));
 
         // A host this rollout never deployed has nothing to roll back.
-        Assert.Equal("NotDeployed", Step(dir, Request("rollback", dir, dir["h2.result"])).Status);
+        Assert.Equal("NotDeployed", Step(dir, Request("rollback", dir, dir["h2.result"]), runner).Status);
     }
 
-    [Fact]
-    public void ABadManifest_IsAnErrorResult_WithItsErrorId_AndNothingChanges()
+    [Theory]
+    [InlineData("engine")]
+    [InlineData("native")]
+    public void ABadManifest_IsAnErrorResult_WithItsErrorId_AndNothingChanges(string runner)
     {
         using var dir = new TempDir("step");
         var root = dir["root"];
         Directory.CreateDirectory(root);
         var manifest = dir.Write("bad.yaml", "name: fleetapp\nphases:\n  - name: x\n    install: { source: nothing.so, target: relative/path }\n");
-        var r = Step(dir, Request("deploy", dir, dir["h1.result"], manifest, root));
+        var r = Step(dir, Request("deploy", dir, dir["h1.result"], manifest, root), runner);
         Assert.Equal("Error", r.Status);
         Assert.Matches(@"^Manifest\w+: ", r.Error);
         Assert.Empty(Directory.EnumerateFileSystemEntries(root));
