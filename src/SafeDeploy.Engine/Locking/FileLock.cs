@@ -11,7 +11,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Locking;
 
 /// <summary>How to take a lock.</summary>
-public sealed record LockOptions
+internal sealed record LockOptions
 {
     /// <summary>A shared (reader) lock instead of an exclusive one.</summary>
     public bool Shared { get; init; }
@@ -45,7 +45,7 @@ public sealed record LockOptions
 /// by the kernel when the process dies; there is never anything stale to break, and the lock file is never deleted.
 /// Compatible with flock(1) and with .NET's FileShare.None, which take the same kind of lock.
 /// </summary>
-public sealed class FileLock : IDisposable
+internal sealed class FileLock : IDisposable
 {
     internal const string RecordMarker = "{\"safedeployLockHolder\"";
 

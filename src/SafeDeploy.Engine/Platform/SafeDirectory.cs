@@ -5,7 +5,7 @@ namespace SafeDeploy.Engine.Platform;
 
 /// <summary>How <see cref="SafeDirectory.OpenFile(string, SafeOpen, uint, out bool)"/> opens a file.</summary>
 [Flags]
-public enum SafeOpen
+internal enum SafeOpen
 {
     Read = 0,
     Write = 1,
@@ -24,7 +24,7 @@ public enum SafeOpen
 /// kernel beneath it (in a jail: inside it, absolute symlinks and ".." included), never re-resolved from a string.
 /// Made by <see cref="SafePath"/> (a trusted walk of an absolute path) or <see cref="OpenRoot"/> (a -Root jail).
 /// </summary>
-public sealed class SafeDirectory : IDisposable
+internal sealed class SafeDirectory : IDisposable
 {
     static readonly uint Me = Native.GetEffectiveUserId();
 
