@@ -5,16 +5,16 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Actions;
 
 /// <summary>PowerShell to run for the `script` action, on the cmdlet's pipeline thread.</summary>
-public sealed record ScriptRequest(string Script, IReadOnlyDictionary<string, string> Variables, string Phase, string WorkingDirectory, DeploymentRoot Root);
+internal sealed record ScriptRequest(string Script, IReadOnlyDictionary<string, string> Variables, string Phase, string WorkingDirectory, DeploymentRoot Root);
 
 /// <summary>
 /// Runs a script in the caller's PowerShell session and returns its output as text; throws when the script fails.
 /// Supplied by the cmdlet (the engine has no PowerShell types).
 /// </summary>
-public delegate Task<string> ScriptInvoker(ScriptRequest request, CancellationToken cancellationToken);
+internal delegate Task<string> ScriptInvoker(ScriptRequest request, CancellationToken cancellationToken);
 
 /// <summary>Everything an action may use while it executes or undoes: sandbox paths, variables, log, journal, cancellation.</summary>
-public sealed class ActionContext
+internal sealed class ActionContext
 {
     int backupCount;
 

@@ -4,7 +4,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Actions;
 
 /// <summary>One precondition of a `checks` phase.</summary>
-public abstract record Check
+internal abstract record Check
 {
     public abstract string Describe();
     /// <summary>Null when the check holds, else why it does not.</summary>
@@ -12,7 +12,7 @@ public abstract record Check
 }
 
 /// <summary>At least Minimum bytes free (for unprivileged users) on the filesystem holding Path (under -Root).</summary>
-public sealed record DiskFreeCheck(string Path, long Minimum) : Check
+internal sealed record DiskFreeCheck(string Path, long Minimum) : Check
 {
     public override string Describe() => $"diskFree {Path} >= {Minimum / 1048576.0:0.#} MiB";
     public override Task<string?> EvaluateAsync(ActionContext context)
@@ -26,7 +26,7 @@ public sealed record DiskFreeCheck(string Path, long Minimum) : Check
 }
 
 /// <summary>A file (or directory) exists (under -Root).</summary>
-public sealed record FileExistsCheck(string Path) : Check
+internal sealed record FileExistsCheck(string Path) : Check
 {
     public override string Describe() => $"fileExists {Path}";
     public override Task<string?> EvaluateAsync(ActionContext context)
@@ -37,7 +37,7 @@ public sealed record FileExistsCheck(string Path) : Check
 }
 
 /// <summary>A program is on PATH.</summary>
-public sealed record CommandExistsCheck(string Name) : Check
+internal sealed record CommandExistsCheck(string Name) : Check
 {
     public override string Describe() => $"commandExists {Name}";
     public override Task<string?> EvaluateAsync(ActionContext context) =>
@@ -45,7 +45,7 @@ public sealed record CommandExistsCheck(string Name) : Check
 }
 
 /// <summary>A command exits with 0.</summary>
-public sealed record CommandCheck(CommandSpec Command, TimeSpan Timeout) : Check
+internal sealed record CommandCheck(CommandSpec Command, TimeSpan Timeout) : Check
 {
     public override string Describe() => $"command {Command} exits 0";
     public override async Task<string?> EvaluateAsync(ActionContext context)
@@ -60,7 +60,7 @@ public sealed record CommandCheck(CommandSpec Command, TimeSpan Timeout) : Check
 }
 
 /// <summary>`checks`: preconditions; every failed one is named, and nothing is changed.</summary>
-public sealed class ChecksAction : IDeployAction
+internal sealed class ChecksAction : IDeployAction
 {
     public required IReadOnlyList<Check> Checks { get; init; }
 

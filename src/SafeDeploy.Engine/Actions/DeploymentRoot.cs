@@ -8,7 +8,7 @@ namespace SafeDeploy.Engine.Actions;
 /// maps the absolute paths it writes through <see cref="Map"/>, passes <see cref="Environment"/> to the commands it runs
 /// and offers <see cref="VariableValue"/> as ${root}; nothing else re-derives the root from a string.
 /// </summary>
-public sealed class DeploymentRoot
+internal sealed class DeploymentRoot
 {
     /// <summary>No sandbox: absolute paths are the real ones.</summary>
     public static readonly DeploymentRoot Real = new(null);
@@ -115,7 +115,7 @@ public sealed class DeploymentRoot
 /// file through that open directory (/proc/self/fd/N/name) for the few APIs that take a path string, so its
 /// ancestors are never resolved again.
 /// </summary>
-public sealed class RootedPath : IDisposable
+internal sealed class RootedPath : IDisposable
 {
     readonly SafeDirectory? jail;
 

@@ -8,7 +8,7 @@ namespace SafeDeploy.Engine.Actions;
 /// previous bytes. The diff goes to the phase log and -WhatIf; for a file that is not world-readable only the numbers
 /// of the changed lines are shown, never their text.
 /// </summary>
-public sealed class EditFileAction : IDeployAction, IPreviewAction
+internal sealed class EditFileAction : IDeployAction, IPreviewAction
 {
     public required string Path { get; init; }
     public string? EnsureLine { get; init; }

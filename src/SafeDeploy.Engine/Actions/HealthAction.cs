@@ -6,7 +6,7 @@ using SafeDeploy.Engine.SharedLibraries;
 namespace SafeDeploy.Engine.Actions;
 
 /// <summary>`health`: HTTP GET (status and body pattern) or a command, retried until its timeout; failure rolls the deployment back.</summary>
-public sealed class HealthAction : IDeployAction
+internal sealed class HealthAction : IDeployAction
 {
     public required HealthProbeOptions Probe { get; init; }
 

@@ -25,7 +25,7 @@ namespace SafeDeploy.Engine.Actions;
 // ---------------------------------------------------------------------------------------------------------------
 
 /// <summary>One action of a deployment phase: plans, executes and undoes one kind of change.</summary>
-public interface IDeployAction
+internal interface IDeployAction
 {
     /// <summary>The manifest key of this action ("run", "install", ...).</summary>
     string Kind { get; }
@@ -44,17 +44,17 @@ public interface IDeployAction
 }
 
 /// <summary>An action that can show, without changing anything, what it would change (its diff for -WhatIf).</summary>
-public interface IPreviewAction
+internal interface IPreviewAction
 {
     /// <summary>The change as text (a diff, or a line saying nothing changes); null when it cannot be told in advance.</summary>
     string? Preview(DeploymentRoot root);
 }
 
 /// <summary>A copy of a file taken before a change: BackupPath is null when the file did not exist; LinkTarget is set when it was a symlink.</summary>
-public sealed record FileBackup(string Path, string? BackupPath, uint? Mode, string? LinkTarget = null);
+internal sealed record FileBackup(string Path, string? BackupPath, uint? Mode, string? LinkTarget = null);
 
 /// <summary>What an action journaled before a step: a label, free-form string data, and the backups it made.</summary>
-public sealed record UndoRecord
+internal sealed record UndoRecord
 {
     public required string Step { get; init; }
     public IReadOnlyDictionary<string, string?> Data { get; init; } = new Dictionary<string, string?>();

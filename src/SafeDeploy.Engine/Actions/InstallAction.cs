@@ -3,10 +3,10 @@ using SafeDeploy.Engine.Errors;
 namespace SafeDeploy.Engine.Actions;
 
 /// <summary>One file to install: read from Source, written atomically to Target (an absolute path, placed under -Root).</summary>
-public sealed record InstallItem(string Source, string Target, uint? Mode);
+internal sealed record InstallItem(string Source, string Target, uint? Mode);
 
 /// <summary>`install`: copies files into place atomically, backing up what was there; undo restores or removes them.</summary>
-public sealed class InstallAction : IDeployAction
+internal sealed class InstallAction : IDeployAction
 {
     public required IReadOnlyList<InstallItem> Items { get; init; }
 

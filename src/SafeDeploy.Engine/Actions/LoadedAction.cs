@@ -6,7 +6,7 @@ using SafeDeploy.Engine.SharedLibraries;
 namespace SafeDeploy.Engine.Actions;
 
 /// <summary>`loaded`: the running service maps the library (the very file on disk now), read from /proc/&lt;pid&gt;/maps.</summary>
-public sealed class LoadedAction : IDeployAction
+internal sealed class LoadedAction : IDeployAction
 {
     public required string Library { get; init; }
     public string? PidFile { get; init; }

@@ -8,7 +8,7 @@ namespace SafeDeploy.Engine.Actions;
 /// with `target` a copy is installed (backed up and undone like `install`). The cache itself is not rolled back: it is
 /// a cache, and another deployment may already use the entry.
 /// </summary>
-public sealed class ModelAction : IDeployAction
+internal sealed class ModelAction : IDeployAction
 {
     public required ModelRequest Request { get; init; }
     /// <summary>The cache directory (absolute: under -Root); null: SafeDeploy's default model cache.</summary>

@@ -6,7 +6,7 @@ using SafeDeploy.Engine.SharedLibraries;
 namespace SafeDeploy.Engine.Actions;
 
 /// <summary>`preload`: the library's line in an ld.so.preload file under a lock; undo restores the previous file (or removes it).</summary>
-public sealed class PreloadAction : IDeployAction
+internal sealed class PreloadAction : IDeployAction
 {
     public required string Library { get; init; }
     public string File { get; init; } = PreloadFile.SystemPath;

@@ -11,7 +11,7 @@ namespace SafeDeploy.Engine.Actions;
 /// error fails it — given its mode and owner, renamed over the target, the directory fsynced) and a read that never
 /// follows a symlink or opens a FIFO.
 /// </summary>
-public static class RootedFiles
+internal static class RootedFiles
 {
     /// <summary>Test hook (see <see cref="AtomicReplace.CrashBeforeRenameVariable"/>).</summary>
     public const string CrashBeforeRenameVariable = AtomicReplace.CrashBeforeRenameVariable;

@@ -4,7 +4,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Actions;
 
 /// <summary>A command line (run by /bin/sh -c) or an argument list (run directly).</summary>
-public sealed record CommandSpec(string? CommandLine, IReadOnlyList<string>? Arguments)
+internal sealed record CommandSpec(string? CommandLine, IReadOnlyList<string>? Arguments)
 {
     public string Program => CommandLine is not null ? "/bin/sh" : Arguments![0];
     public IReadOnlyList<string> ProgramArguments => CommandLine is not null ? ["-c", CommandLine] : Arguments!.Skip(1).ToArray();
@@ -12,7 +12,7 @@ public sealed record CommandSpec(string? CommandLine, IReadOnlyList<string>? Arg
 }
 
 /// <summary>`run`: an external command with optional working directory, environment, timeout and undo command.</summary>
-public sealed class RunAction : IDeployAction
+internal sealed class RunAction : IDeployAction
 {
     public required CommandSpec Command { get; init; }
     public CommandSpec? Undo { get; init; }

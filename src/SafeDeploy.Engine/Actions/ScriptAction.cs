@@ -3,7 +3,7 @@ using SafeDeploy.Engine.Errors;
 namespace SafeDeploy.Engine.Actions;
 
 /// <summary>`script`: PowerShell run in the caller's session (on its pipeline thread), with an optional undo script.</summary>
-public sealed class ScriptAction : IDeployAction
+internal sealed class ScriptAction : IDeployAction
 {
     public required string Script { get; init; }
     public string? Undo { get; init; }

@@ -6,7 +6,7 @@ using SafeDeploy.Engine.SharedLibraries;
 namespace SafeDeploy.Engine.Actions;
 
 /// <summary>`service`: stop, start or restart a service through systemd, commands, or a process SafeDeploy supervises; undo brings back the state before.</summary>
-public sealed class ServiceAction : IDeployAction
+internal sealed class ServiceAction : IDeployAction
 {
     public required string Operation { get; init; }
     public required ServiceSpec Service { get; init; }

@@ -6,7 +6,7 @@ using SafeDeploy.Engine.SharedLibraries;
 namespace SafeDeploy.Engine.Actions;
 
 /// <summary>`sharedLibrary`: Test-SharedLibrary as a phase; an invalid library stops the deployment before anything is installed.</summary>
-public sealed class SharedLibraryAction : IDeployAction
+internal sealed class SharedLibraryAction : IDeployAction
 {
     public required string Path { get; init; }
     public IReadOnlyList<string> Symbols { get; init; } = Array.Empty<string>();

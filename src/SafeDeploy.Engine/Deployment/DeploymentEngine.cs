@@ -14,7 +14,7 @@ namespace SafeDeploy.Engine.Deployment;
 /// holds the deployment lock, rolls back runs whose process died (<see cref="Recovery"/>), schedules the phases
 /// (<see cref="PhaseScheduler"/>), journals every step and on failure undoes every phase that ran, newest first.
 /// </summary>
-public sealed class DeploymentEngine
+internal sealed class DeploymentEngine
 {
     public DeploymentEngine(StateDirectory state, ActionRegistry? registry = null)
     {

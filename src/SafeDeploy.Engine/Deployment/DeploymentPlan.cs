@@ -6,7 +6,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Deployment;
 
 /// <summary>How to run a deployment: what <see cref="DeploymentEngine.Plan"/> reads.</summary>
-public sealed record DeployOptions
+internal sealed record DeployOptions
 {
     public required string ManifestPath { get; init; }
     public IReadOnlyDictionary<string, string>? Variables { get; init; }
@@ -29,7 +29,7 @@ public sealed record DeployOptions
 /// <see cref="Describe"/>; <see cref="DeploymentEngine.Invoke(DeploymentPlan, IOperationReporter, ScriptInvoker?, CancellationToken)"/>
 /// runs exactly this object.
 /// </summary>
-public sealed record DeploymentPlan
+internal sealed record DeploymentPlan
 {
     public required DeploymentManifest Manifest { get; init; }
     public required DeploymentRoot Root { get; init; }

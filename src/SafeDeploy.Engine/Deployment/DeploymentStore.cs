@@ -11,7 +11,7 @@ namespace SafeDeploy.Engine.Deployment;
 /// &lt;run id&gt;/ (0700; logs and journals 0600). Runs with a -Root keep their own history and generation numbers, apart
 /// from the real runs and from other roots (each entry records its root). Old runs are pruned by <see cref="Retention"/>.
 /// </summary>
-public sealed class DeploymentStore(StateDirectory state)
+internal sealed class DeploymentStore(StateDirectory state)
 {
     public StateDirectory State { get; } = state;
 

@@ -13,7 +13,7 @@ namespace SafeDeploy.Engine.Deployment;
 /// write(2) and fsynced before <see cref="Write"/> returns; a failed write or fsync throws (DiskFull, IOError), so no
 /// step acts on an intent that may not be on disk. Record numbers ("seq") count from 1. Read it with <see cref="JournalView"/>.
 /// </summary>
-public sealed class Journal : IDisposable
+internal sealed class Journal : IDisposable
 {
     /// <summary>Test hook: the process kills itself with SIGKILL right after writing the record with this number.</summary>
     public const string CrashAfterVariable = "SAFEDEPLOY_TEST_CRASH_AFTER";

@@ -5,7 +5,7 @@ using SafeDeploy.Engine.Actions;
 namespace SafeDeploy.Engine.Deployment;
 
 /// <summary>The record types a journal holds, in the order a run writes them.</summary>
-public static class JournalRecord
+internal static class JournalRecord
 {
     public const string Start = "start", PhaseStart = "phase-start", Undo = "undo", PhaseEnd = "phase-end", RollbackStart = "rollback-start",
         PhaseUndoStart = "phase-undo-start", PhaseUndone = "phase-undone", UndoStart = "undo-start", Try = "try", Confirmed = "confirmed",
@@ -16,7 +16,7 @@ public static class JournalRecord
 /// One journal read once and typed: what the run was (its start record), how it ended, which phases ran, what each
 /// journaled for its undo. The one reader shared by the store (history), rollback, recovery, undo and try mode.
 /// </summary>
-public sealed class JournalView
+internal sealed class JournalView
 {
     JournalView(string path, List<JsonObject> records)
     {

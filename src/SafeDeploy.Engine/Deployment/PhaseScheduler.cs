@@ -17,7 +17,7 @@ namespace SafeDeploy.Engine.Deployment;
 sealed class PhaseScheduler(StateDirectory state, RunState run)
 {
     /// <summary>What the phases did: their results in manifest order, and the first failure (null when the run succeeded).</summary>
-    public sealed record Outcome(List<PhaseResult> Results, string? Error);
+    internal sealed record Outcome(List<PhaseResult> Results, string? Error);
 
     sealed class PhaseOutcome
     {

@@ -15,9 +15,9 @@ namespace SafeDeploy.Engine.Deployment;
 /// </summary>
 sealed class Recovery(DeploymentStore store, ActionRegistry registry, IOperationReporter reporter, ScriptInvoker? scriptInvoker)
 {
-    public sealed record UndoOutcome(string Phase, string? Error, string Output, TimeSpan Duration, bool HadRecords);
+    internal sealed record UndoOutcome(string Phase, string? Error, string Output, TimeSpan Duration, bool HadRecords);
 
-    public sealed record RollbackOutcome(Dictionary<string, UndoOutcome> Phases)
+    internal sealed record RollbackOutcome(Dictionary<string, UndoOutcome> Phases)
     {
         public bool Failed => Phases.Values.Any(p => p.Error is not null);
         public bool UndidAnything => Phases.Values.Any(p => p.HadRecords);

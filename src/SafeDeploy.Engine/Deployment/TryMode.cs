@@ -7,13 +7,13 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Deployment;
 
 /// <summary>How to start the watchdog: a PowerShell host program (safedeploy or pwsh) and the module it imports.</summary>
-public sealed record WatchdogLaunch(string HostProgram, string ModuleManifest, string? StateDirectoryBase);
+internal sealed record WatchdogLaunch(string HostProgram, string ModuleManifest, string? StateDirectoryBase);
 
 /// <summary>
 /// Try mode, as `netplan try`: after a successful run, a detached watchdog process (its own session, surviving the
 /// deployer's shell) rolls the run back after a delay unless Confirm-SafeDeploy confirms it first.
 /// </summary>
-public static class TryMode
+internal static class TryMode
 {
     /// <summary>
     /// Journals the pending confirmation, then starts the watchdog detached (setsid): <see cref="WatchdogLaunch.HostProgram"/>

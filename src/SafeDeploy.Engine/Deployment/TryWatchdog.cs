@@ -6,10 +6,10 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Deployment;
 
 /// <summary>What a try-mode watchdog did: still watching, saw the confirmation, rolled back, failed to, or died without saying.</summary>
-public enum WatchdogState { Watching, Confirmed, RolledBack, RollbackFailed, Lost }
+internal enum WatchdogState { Watching, Confirmed, RolledBack, RollbackFailed, Lost }
 
 /// <summary>The watchdog's last word, from its outcome file (written by the watchdog itself) and its liveness.</summary>
-public sealed record WatchdogOutcome(WatchdogState State, DateTimeOffset? At, int? Pid, string? ErrorId, string? Message)
+internal sealed record WatchdogOutcome(WatchdogState State, DateTimeOffset? At, int? Pid, string? ErrorId, string? Message)
 {
     /// <summary>The journal record (type "watchdog") that keeps it with the run.</summary>
     public JsonObject ToJson() => new()

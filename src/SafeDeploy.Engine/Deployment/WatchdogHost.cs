@@ -4,7 +4,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Deployment;
 
 /// <summary>Finds the PowerShell host a try-mode watchdog runs in.</summary>
-public static class WatchdogHost
+internal static class WatchdogHost
 {
     /// <summary>
     /// SAFEDEPLOY_HOST, else this process when it is safedeploy or pwsh, else one on PATH (as an absolute path).

@@ -6,7 +6,7 @@ namespace SafeDeploy.Engine.Errors;
 /// (Errors raised in one place only are defined where they are thrown; every id, with its kind, is listed in
 /// docs/help/about_SafeDeploy_Errors or the cmdlet help that names it.)
 /// </summary>
-public static class ErrorCatalog
+internal static class ErrorCatalog
 {
     public static SafeDeployException DeploymentNotFound(string name, string stateDirectory) =>
         new("DeploymentNotFound", ErrorKind.ObjectNotFound, name,

@@ -7,7 +7,7 @@ namespace SafeDeploy.Engine.Errors;
 /// on: a full disk says which filesystem to free, an I/O error names the file, a permission says who may. Everyone maps
 /// I/O failures through here; nothing reaches the user as a raw .NET exception or stack trace.
 /// </summary>
-public static class IoErrors
+internal static class IoErrors
 {
     /// <summary>
     /// Maps <paramref name="errno"/> of an operation on <paramref name="path"/>. <paramref name="doing"/> completes

@@ -5,7 +5,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Files;
 
 /// <summary>Options for an atomic write.</summary>
-public sealed record AtomicWriteOptions
+internal sealed record AtomicWriteOptions
 {
     /// <summary>Mode for a new file (an existing file's mode is kept). Set explicitly, never from the umask.</summary>
     public uint NewFileMode { get; init; } = 0x1A4; // 0644
@@ -28,7 +28,7 @@ public sealed record AtomicWriteOptions
 /// writer, <see cref="AtomicReplace"/>, on it. Readers see the old bytes or the new, never a mix; any failure before the
 /// rename leaves the old file and no temporary file.
 /// </summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     internal const string Unchanged = "The previous file, if any, is unchanged.";
 

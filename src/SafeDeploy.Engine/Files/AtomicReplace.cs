@@ -14,7 +14,7 @@ namespace SafeDeploy.Engine.Files;
 /// removed and the old file kept), renamed over the target, and the directory fsynced (checked). Every other writer
 /// (<see cref="AtomicFile"/> by path, the deployment's rooted files, the preload file, the pid file) calls this.
 /// </summary>
-public static class AtomicReplace
+internal static class AtomicReplace
 {
     /// <summary>Test hook: set to N, the process kills itself with SIGKILL at its N-th replacement, after the temporary file's fsync and before its rename.</summary>
     public const string CrashBeforeRenameVariable = "SAFEDEPLOY_TEST_CRASH_BEFORE_RENAME";
@@ -112,7 +112,7 @@ public static class AtomicReplace
 }
 
 /// <summary>A temporary file that becomes the target on <see cref="Commit"/> and vanishes if disposed before.</summary>
-public sealed class PendingFile : IDisposable
+internal sealed class PendingFile : IDisposable
 {
     readonly SafeDirectory dir;
     readonly SafeFileHandle handle;

@@ -22,7 +22,7 @@ public sealed record FileEditResult
     public bool Leftovers { get; init; }
 }
 
-public sealed record FileEditOptions
+internal sealed record FileEditOptions
 {
     public TimeSpan? Timeout { get; init; }
     public bool WhatIf { get; init; }
@@ -46,7 +46,7 @@ public sealed record FileEditOptions
 /// under a separate lock, `.&lt;name&gt;.lock` beside it, which the creator removes while it still holds it: a failed
 /// edit of a new file leaves nothing behind, and an editor that finds the file created meanwhile switches to its lock.
 /// </summary>
-public static class LockedFileEditor
+internal static class LockedFileEditor
 {
     /// <summary>Edits <paramref name="path"/> with <paramref name="transform"/> (given null when the file does not exist).</summary>
     public static FileEditResult Edit(string path, Func<string?, string> transform, FileEditOptions? options = null,

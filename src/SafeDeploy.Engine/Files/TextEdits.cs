@@ -8,7 +8,7 @@ using SafeDeploy.Engine.Errors;
 namespace SafeDeploy.Engine.Files;
 
 /// <summary>The edits Edit-LockedFile and the editFile action offer, as pure text transforms.</summary>
-public static class TextEdits
+internal static class TextEdits
 {
     /// <summary>Replaces the line starting with <paramref name="key"/> (or the identical line) with <paramref name="line"/>, or appends it.</summary>
     public static string EnsureLine(string? text, string line, string? key = null)
@@ -99,7 +99,7 @@ public static class TextEdits
 }
 
 /// <summary>A small line diff ("-" removed, "+" added, " " context) for -WhatIf.</summary>
-public static class TextDiff
+internal static class TextDiff
 {
     /// <summary>
     /// The diff; with <paramref name="hideContent"/> (a file others may not read) only which lines changed, never their

@@ -13,7 +13,7 @@ namespace SafeDeploy.Engine.Fleet;
 /// remembered (a write within the clock's resolution could leave its times as they were). Each host still checks every
 /// file against the sums when it unpacks them; a wrong or lost cache costs a read, never a wrong file.
 /// </summary>
-public sealed class FileSums(string? cacheFile)
+internal sealed class FileSums(string? cacheFile)
 {
     static readonly TimeSpan settled = TimeSpan.FromSeconds(2);
     readonly object gate = new();

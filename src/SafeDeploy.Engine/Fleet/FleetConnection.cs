@@ -4,7 +4,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Fleet;
 
 /// <summary>What the controller stages to hosts and how it reaches them: the same for a rollout and for Confirm or Undo across hosts.</summary>
-public sealed record FleetRuntime
+internal sealed record FleetRuntime
 {
     /// <summary>The controller's module folder (SafeDeploy.psd1), uploaded to hosts that lack this version.</summary>
     public required string ModuleDirectory { get; init; }

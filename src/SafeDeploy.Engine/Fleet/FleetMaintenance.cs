@@ -6,10 +6,10 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Fleet;
 
 /// <summary>What Confirm-SafeDeploy or Undo-SafeDeploy does on each host of a fleet.</summary>
-public enum HostOperation { Confirm, Undo }
+internal enum HostOperation { Confirm, Undo }
 
 /// <summary>Where and how to confirm or undo a deployment across hosts.</summary>
-public sealed record FleetOperationOptions
+internal sealed record FleetOperationOptions
 {
     /// <summary>The deployment's name (the manifest's `name`).</summary>
     public required string Name { get; init; }
@@ -26,7 +26,7 @@ public sealed record FleetOperationOptions
 /// staged by hash, then the host's own Confirm-SafeDeploy or Undo-SafeDeploy. Hosts are independent: one host's failure
 /// does not stop the others. Each host's outcome goes to <c>emit</c> as it comes.
 /// </summary>
-public static class FleetMaintenance
+internal static class FleetMaintenance
 {
     public static IReadOnlyList<HostDeployResult> Run(FleetOperationOptions o, HostOperation op, Action<HostDeployResult> emit, CancellationToken token)
     {

@@ -10,7 +10,7 @@ using SafeDeploy.Engine.StateDirectories;
 namespace SafeDeploy.Engine.Fleet;
 
 /// <summary>How to roll a manifest out across hosts.</summary>
-public sealed record RolloutOptions
+internal sealed record RolloutOptions
 {
     public required string ManifestPath { get; init; }
     /// <summary>The inventory file (null with -HostName alone).</summary>
@@ -34,7 +34,7 @@ public sealed record RolloutOptions
 /// journal), a failure budget over the whole rollout, and on a spent budget every host this rollout deployed undone,
 /// newest first. The controller journals each step, so the same command resumes a rollout whose controller died.
 /// </summary>
-public sealed class FleetRollout(StateDirectory state)
+internal sealed class FleetRollout(StateDirectory state)
 {
     const int activity = 8600;
 

@@ -4,7 +4,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Fleet;
 
 /// <summary>Which hosts a rollout covers: the inventory (all, -Group's, or the named ones), or -HostName alone.</summary>
-public static class FleetSelection
+internal static class FleetSelection
 {
     public static IReadOnlyList<FleetHost> Select(string? inventoryPath, IReadOnlyList<string>? groups, IReadOnlyList<string>? names)
     {

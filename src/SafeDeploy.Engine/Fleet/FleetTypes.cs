@@ -1,7 +1,7 @@
 namespace SafeDeploy.Engine.Fleet;
 
 /// <summary>One host of a rollout, as the inventory (or -HostName) describes it.</summary>
-public sealed record FleetHost
+internal sealed record FleetHost
 {
     /// <summary>The inventory's name for the host (what results and the journal call it).</summary>
     public required string Name { get; init; }
@@ -21,7 +21,7 @@ public sealed record FleetHost
 }
 
 /// <summary>A parsed inventory: hosts in file order and named groups of them.</summary>
-public sealed record FleetInventory
+internal sealed record FleetInventory
 {
     public required string File { get; init; }
     public required IReadOnlyList<FleetHost> Hosts { get; init; }
@@ -29,7 +29,7 @@ public sealed record FleetInventory
 }
 
 /// <summary>What to do when the failure budget is spent.</summary>
-public enum FailureAction { RollBack, Stop, Continue }
+internal enum FailureAction { RollBack, Stop, Continue }
 
 /// <summary>One host's outcome in a rollout; the last object for a host is its final state.</summary>
 public sealed record HostDeployResult

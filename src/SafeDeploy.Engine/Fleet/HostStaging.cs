@@ -8,13 +8,13 @@ namespace SafeDeploy.Engine.Fleet;
 
 /// <summary>What a host needs before it can change: its fleet folder, the runtime it runs, and its staged manifest.</summary>
 /// <remarks><see cref="Payload"/> is null (and <see cref="ManifestPath"/> empty) when only the runtime was staged (Confirm, Undo).</remarks>
-public sealed record HostStage(string FleetDir, string? Pwsh, StagedBundle Module, StagedBundle? HostBundle, StagedBundle? Payload, string ManifestPath);
+internal sealed record HostStage(string FleetDir, string? Pwsh, StagedBundle Module, StagedBundle? HostBundle, StagedBundle? Payload, string ManifestPath);
 
 /// <summary>
 /// Builds the bundles of a rollout (module, one-file host, per-host payload) and stages them to a host by hash:
 /// one probe, one scp of whatever is missing, one unpack that checks every sum.
 /// </summary>
-public sealed class HostStaging(ActionRegistry registry, SshTransport ssh, string workDir, StagedBundle module, StagedBundle? hostBundle, TimeSpan hostTimeout)
+internal sealed class HostStaging(ActionRegistry registry, SshTransport ssh, string workDir, StagedBundle module, StagedBundle? hostBundle, TimeSpan hostTimeout)
 {
     public const string ModulePrefix = "module-";
     static readonly TimeSpan probeTimeout = TimeSpan.FromSeconds(60), copyTimeout = TimeSpan.FromMinutes(10);

@@ -14,6 +14,7 @@ namespace SafeDeploy.Engine.Fleet;
 /// <see cref="RemoteScripts.Deploy"/> and <see cref="RemoteScripts.RollBack"/> does, through the engine directly, and
 /// prints the same result line. The controller sends it only manifests without `script` phases: it has no runspace to
 /// run them in. Starting a PowerShell engine was most of a host's time in a rollout (bench/results/fleet.md).
+/// Public as the host's entry point: `src/SafeDeploy.Host/FleetStep.cs` calls <see cref="Run"/> by reflection, by name.
 /// </summary>
 public static class HostStep
 {

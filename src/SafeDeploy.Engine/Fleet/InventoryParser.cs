@@ -9,7 +9,7 @@ namespace SafeDeploy.Engine.Fleet;
 /// Reads an inventory: `defaults:` (settings for every host), `hosts:` (name: settings) and `groups:` (name: [hosts]).
 /// Every problem is collected with file, line and column and reported at once as one InventoryInvalid error.
 /// </summary>
-public static class InventoryParser
+internal static class InventoryParser
 {
     static readonly string[] hostKeys = ["address", "port", "user", "identityFile", "sshOptions", "variables", "root", "stateDirectory"];
 

@@ -7,7 +7,7 @@ namespace SafeDeploy.Engine.Fleet;
 /// pwsh and the `powershell` subsystem (and the module gave a <see cref="RemoteSessionInvoker"/>), else `ssh host -- pwsh`
 /// (or the uploaded safedeploy host). A host whose session cannot be opened falls back to ssh, once for the whole run.
 /// </summary>
-public sealed class RemoteRunner(SshTransport ssh, RemoteSessionInvoker? sessions, IOperationReporter reporter, TimeSpan timeout)
+internal sealed class RemoteRunner(SshTransport ssh, RemoteSessionInvoker? sessions, IOperationReporter reporter, TimeSpan timeout)
 {
     readonly HashSet<string> noSession = new(StringComparer.Ordinal);
 

@@ -9,7 +9,7 @@ namespace SafeDeploy.Engine.Fleet;
 /// the uploaded safedeploy host's engine ran it without PowerShell (<see cref="HostStep"/>), "native" when the uploaded
 /// safedeploy-step did (the same engine compiled ahead of time), else "ssh".
 /// </remarks>
-public sealed record RemoteOutcome(string Status, int Generation, string? Id, string? Error, DateTimeOffset? RollbackAt, TimeSpan EngineTime, string Via = "ssh")
+internal sealed record RemoteOutcome(string Status, int Generation, string? Id, string? Error, DateTimeOffset? RollbackAt, TimeSpan EngineTime, string Via = "ssh")
 {
     /// <summary>How the step reached the host, for verbose messages.</summary>
     public string Channel => Via switch
@@ -26,7 +26,7 @@ public sealed record RemoteOutcome(string Status, int Generation, string? Id, st
 /// Invoke-SafeDeploy and Undo-SafeDeploy, from the staged module). The PowerShell ends with one result line,
 /// `SAFEDEPLOY-RESULT key=value ...` (the error text base64-encoded), which the controller parses.
 /// </summary>
-public static class RemoteScripts
+internal static class RemoteScripts
 {
     public const string ResultPrefix = "SAFEDEPLOY-RESULT ";
 

@@ -13,7 +13,7 @@ namespace SafeDeploy.Engine.Fleet;
 /// names the manifest, inventory and host selection. A rollout without an `end` record is unfinished: the same command
 /// resumes it. The key's lock is held for the whole rollout, so two controllers never drive the same rollout.
 /// </summary>
-public sealed class RolloutJournal : IDisposable
+internal sealed class RolloutJournal : IDisposable
 {
     readonly Journal journal;
     readonly FileLock held;

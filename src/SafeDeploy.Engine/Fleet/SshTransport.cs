@@ -7,7 +7,7 @@ namespace SafeDeploy.Engine.Fleet;
 /// ProxyJump apply, plus the inventory's options. Never an interactive prompt (BatchMode=yes). The connections of one
 /// rollout share a master per host (ControlMaster), so staging and deploying cost one TCP and key exchange.
 /// </summary>
-public sealed class SshTransport : IDisposable
+internal sealed class SshTransport : IDisposable
 {
     readonly string controlDir;
     readonly CancellationTokenSource warming = new();

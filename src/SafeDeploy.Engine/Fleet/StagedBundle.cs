@@ -10,7 +10,7 @@ namespace SafeDeploy.Engine.Fleet;
 /// installs. Its folder name carries a hash of every file's SHA-256 (SHA256SUMS), so a changed file is a new folder and
 /// an existing folder is the right content; a host checks every sum (sha256sum -c) before the folder is renamed into place.
 /// </summary>
-public sealed class StagedBundle
+internal sealed class StagedBundle
 {
     readonly object gate = new();
     string? tar;

@@ -7,7 +7,7 @@ namespace SafeDeploy.Engine.Fleet;
 /// Splits a rollout's hosts into waves like Ansible's `serial`: each entry is one wave's size, a count or a percentage of
 /// all the rollout's hosts (rounded up, at least 1); the last entry repeats until every host is covered.
 /// </summary>
-public static class WavePlan
+internal static class WavePlan
 {
     public static IReadOnlyList<IReadOnlyList<T>> Split<T>(IReadOnlyList<T> hosts, IReadOnlyList<string>? batchSize)
     {
@@ -46,7 +46,7 @@ public static class WavePlan
 }
 
 /// <summary>The rollout-wide failure budget: spent when more hosts failed than -MaxFailed allows (a count, or a percentage of all hosts).</summary>
-public sealed record FailureBudget(int Allowed)
+internal sealed record FailureBudget(int Allowed)
 {
     public static FailureBudget Parse(string? maxFailed, int totalHosts)
     {

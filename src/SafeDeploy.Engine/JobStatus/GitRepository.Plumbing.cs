@@ -4,14 +4,14 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.JobStatus;
 
 /// <summary>One object read by <see cref="GitRepository.CatFiles"/>: null Type when git has no such object.</summary>
-public sealed record GitObject(string Name, string? Sha, string? Type, string? Content);
+internal sealed record GitObject(string Name, string? Sha, string? Type, string? Content);
 
 /// <summary>A blob in a tree listing.</summary>
-public sealed record GitTreeEntry(string Sha, string Path);
+internal sealed record GitTreeEntry(string Sha, string Path);
 
 // The git plumbing Sync-JobStatus and Get-JobStatus share. Values that come from the user or from a file (a remote,
 // a branch, a path, a revision) always come after "--" or "--end-of-options"; paths go through stdin where git allows.
-public sealed partial class GitRepository
+internal sealed partial class GitRepository
 {
     /// <summary>refs/remotes/&lt;remote&gt;/&lt;branch&gt;.</summary>
     public static string TrackingRef(string remote, string branch) => $"refs/remotes/{remote}/{branch}";

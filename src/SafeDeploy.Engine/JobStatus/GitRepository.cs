@@ -9,7 +9,7 @@ namespace SafeDeploy.Engine.JobStatus;
 /// so no value — a remote, a branch, a job's path — is ever read as an option. The plumbing the sync and the reader
 /// share is in GitRepository.Plumbing.cs.
 /// </summary>
-public sealed partial class GitRepository
+internal sealed partial class GitRepository
 {
     readonly TimeSpan localTimeout, networkTimeout;
     readonly IOperationReporter reporter;

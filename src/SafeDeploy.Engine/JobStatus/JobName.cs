@@ -3,7 +3,7 @@ using SafeDeploy.Engine.Errors;
 namespace SafeDeploy.Engine.JobStatus;
 
 /// <summary>Job names become file names: only [A-Za-z0-9._-], no "..", no leading dot.</summary>
-public static class JobName
+internal static class JobName
 {
     public const int MaxLength = 200;
 

@@ -4,7 +4,7 @@ using SafeDeploy.Engine.Errors;
 namespace SafeDeploy.Engine.JobStatus;
 
 /// <summary>Reads job statuses back: the remote branch as last fetched or pushed, overlaid with updates still in the outbox.</summary>
-public static class JobStatusReader
+internal static class JobStatusReader
 {
     /// <summary>Statuses of <paramref name="jobNames"/> (every job when empty; wildcards * and ? allowed), sorted by name.</summary>
     public static IReadOnlyList<JobStatusRecord> Read(JobStatusOptions options, IReadOnlyList<string> jobNames, bool fetch, CancellationToken token = default)

@@ -12,7 +12,7 @@ namespace SafeDeploy.Engine.JobStatus;
 /// Git goes only where the caller's options say (remote, branch, status directory): records in the outbox for other
 /// targets wait for a call that names them.
 /// </summary>
-public static class JobStatusSync
+internal static class JobStatusSync
 {
     /// <summary>Records one update and pushes it (with whatever else waits in the outbox for the same target).</summary>
     public static JobStatusResult Sync(JobStatusUpdate update, JobStatusOptions options, CancellationToken token = default)

@@ -3,7 +3,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.JobStatus;
 
 /// <summary>One status update of one job, as it will be written to &lt;StatusDirectory&gt;/&lt;JobName&gt;.json.</summary>
-public sealed record JobStatusUpdate
+internal sealed record JobStatusUpdate
 {
     public required string JobName { get; init; }
     /// <summary>queued, running, completed, failed or cancelled (see <see cref="JobStatusNames"/>).</summary>
@@ -17,7 +17,7 @@ public sealed record JobStatusUpdate
 }
 
 /// <summary>Where and how to sync.</summary>
-public sealed record JobStatusOptions
+internal sealed record JobStatusOptions
 {
     /// <summary>The clone of the dashboard repository (its work tree or its .git directory).</summary>
     public required string Repository { get; init; }
@@ -77,7 +77,7 @@ public sealed record JobStatusRecord
 }
 
 /// <summary>The status words and their validation.</summary>
-public static class JobStatusNames
+internal static class JobStatusNames
 {
     public static readonly IReadOnlyList<string> All = ["queued", "running", "completed", "failed", "cancelled"];
 

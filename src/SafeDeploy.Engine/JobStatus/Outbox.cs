@@ -6,7 +6,7 @@ using System.Text.Json.Serialization;
 namespace SafeDeploy.Engine.JobStatus;
 
 /// <summary>An update waiting to be pushed: the exact status file bytes plus where they go.</summary>
-public sealed record OutboxEntry
+internal sealed record OutboxEntry
 {
     [JsonPropertyName("id")] public required string Id { get; init; }
     [JsonPropertyName("job_name")] public required string JobName { get; init; }
@@ -22,7 +22,7 @@ public sealed record OutboxEntry
 }
 
 /// <summary>Where a caller's updates go: a remote, a branch on it and the status directory. Only the caller says this.</summary>
-public sealed record OutboxTarget(string Remote, string Branch, string StatusDirectory)
+internal sealed record OutboxTarget(string Remote, string Branch, string StatusDirectory)
 {
     public bool Matches(OutboxEntry e) => e.Remote == Remote && e.Branch == Branch && e.StatusDirectory == StatusDirectory;
     public override string ToString() => $"{Remote}/{Branch} ({StatusDirectory})";
@@ -40,7 +40,7 @@ internal sealed partial class OutboxJson : JsonSerializerContext;
 /// A record read back is checked again as if a stranger wrote it (see <see cref="OutboxRecord"/>): it can only ever
 /// supply the content of one job's file, never say where git goes.
 /// </summary>
-public sealed class Outbox
+internal sealed class Outbox
 {
     readonly OutboxFiles state, outbox, done;
 
@@ -163,7 +163,7 @@ public sealed class Outbox
 }
 
 /// <summary>The checks a record read back from the outbox must pass: anyone who can write there could have written it.</summary>
-public static class OutboxRecord
+internal static class OutboxRecord
 {
     public const int MaxBytes = 1 << 20;
 

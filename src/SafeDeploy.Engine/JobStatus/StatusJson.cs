@@ -6,7 +6,7 @@ using System.Text.Json;
 namespace SafeDeploy.Engine.JobStatus;
 
 /// <summary>The status file's JSON: job_name, status, progress, message, updated_at (UTC ISO-8601), host, data.</summary>
-public static class StatusJson
+internal static class StatusJson
 {
     public static string Serialize(JobStatusUpdate u)
     {

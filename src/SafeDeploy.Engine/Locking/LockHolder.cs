@@ -7,7 +7,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Locking;
 
 /// <summary>What a holder writes into its lock file.</summary>
-public sealed record LockHolderRecord(
+internal sealed record LockHolderRecord(
     [property: JsonPropertyName("safedeployLockHolder")] int Version,
     int Pid, string Host, DateTimeOffset? ProcessStartTime, string BootId, string CommandLine, DateTimeOffset Since, string? Purpose);
 
@@ -70,7 +70,7 @@ public sealed record LockHolder
 }
 
 /// <summary>Reads who holds a flock from the kernel's own table, never by taking the lock.</summary>
-public static class LockInspector
+internal static class LockInspector
 {
     /// <summary>As <see cref="Inspect"/>, but a missing lock file is a LockNotFound error (ObjectNotFound).</summary>
     public static LockHolder InspectExisting(string path)

@@ -23,7 +23,7 @@ public sealed record LockSupportReport
     public string Detail { get; init; } = "";
 }
 
-public static class LockSupportProbe
+internal static class LockSupportProbe
 {
     /// <summary>
     /// Holds a lock in this process and asks flock(1), a separate process, to take it: it must fail, then succeed. With

@@ -3,7 +3,7 @@ using YamlDotNet.RepresentationModel;
 
 namespace SafeDeploy.Engine.Manifest;
 
-public sealed partial class ActionNode
+internal sealed partial class ActionNode
 {
     /// <summary>
     /// The <c>environment:</c> (names to ${var}-expanded values) and <c>inheritEnvironment:</c> (true, false, or a list of

@@ -8,7 +8,7 @@ namespace SafeDeploy.Engine.Manifest;
 /// throwing, records a problem with file, line and column and returns null, so that a manifest reports every
 /// problem at once. Call <see cref="AllowOnly"/> with the keys an action understands.
 /// </summary>
-public sealed partial class ActionNode
+internal sealed partial class ActionNode
 {
     readonly ManifestReader reader;
 

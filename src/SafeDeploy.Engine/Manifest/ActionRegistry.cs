@@ -3,10 +3,10 @@ using SafeDeploy.Engine.Actions;
 namespace SafeDeploy.Engine.Manifest;
 
 /// <summary>Builds an action from its YAML node; records problems on the node and returns null when it cannot.</summary>
-public delegate IDeployAction? ActionFactory(ActionNode node);
+internal delegate IDeployAction? ActionFactory(ActionNode node);
 
 /// <summary>Action kind (the manifest key) to factory. Not static: each parse uses the registry it is given.</summary>
-public sealed class ActionRegistry
+internal sealed class ActionRegistry
 {
     readonly Dictionary<string, ActionFactory> factories = new(StringComparer.Ordinal);
 

@@ -3,7 +3,7 @@ using SafeDeploy.Engine.Actions;
 namespace SafeDeploy.Engine.Manifest;
 
 /// <summary>One phase of a deployment: its place in the graph, its locks and limits, and its one action.</summary>
-public sealed record PhaseDefinition
+internal sealed record PhaseDefinition
 {
     public required string Name { get; init; }
     public IReadOnlyList<string> DependsOn { get; init; } = Array.Empty<string>();
@@ -24,7 +24,7 @@ public sealed record PhaseDefinition
 }
 
 /// <summary>A parsed, valid manifest: its variables expanded, its phases checked.</summary>
-public sealed record DeploymentManifest
+internal sealed record DeploymentManifest
 {
     public required string Name { get; init; }
     /// <summary>The deployment-wide lock name (default: the name).</summary>

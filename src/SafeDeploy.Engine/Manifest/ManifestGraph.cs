@@ -1,7 +1,7 @@
 namespace SafeDeploy.Engine.Manifest;
 
 /// <summary>Graph questions about phases: cycles, waves, which phases may run at the same time.</summary>
-public static class ManifestGraph
+internal static class ManifestGraph
 {
     /// <summary>Every cycle among the phases, each as the phase names in order (first repeated at the end).</summary>
     public static IReadOnlyList<IReadOnlyList<string>> Cycles(IReadOnlyDictionary<string, IReadOnlyList<string>> deps)

@@ -7,7 +7,7 @@ using YamlDotNet.RepresentationModel;
 namespace SafeDeploy.Engine.Manifest;
 
 /// <summary>What parsing found: the manifest when it has no errors, and every problem (errors and warnings).</summary>
-public sealed record ManifestParseResult(DeploymentManifest? Manifest, IReadOnlyList<ManifestProblem> Problems)
+internal sealed record ManifestParseResult(DeploymentManifest? Manifest, IReadOnlyList<ManifestProblem> Problems)
 {
     public bool IsValid => Manifest is not null;
     public IEnumerable<ManifestProblem> Errors => Problems.Where(p => p.Severity == ProblemSeverity.Error);
@@ -24,7 +24,7 @@ public sealed record ManifestParseResult(DeploymentManifest? Manifest, IReadOnly
 }
 
 /// <summary>Parses a deployment manifest, reporting every problem at once with file, line and column.</summary>
-public sealed partial class ManifestParser
+internal sealed partial class ManifestParser
 {
     static readonly string[] topKeys = ["name", "description", "variables", "lock", "environment", "inheritEnvironment", "phases"];
     static readonly string[] phaseKeys = ["name", "dependsOn", "resources", "timeout", "continueOnError", "writes"];

@@ -3,7 +3,7 @@ using System.Globalization;
 namespace SafeDeploy.Engine.Manifest;
 
 /// <summary>An octal file mode as written in manifests and parameters ("0644", "755").</summary>
-public readonly record struct OctalMode(uint Bits)
+internal readonly record struct OctalMode(uint Bits)
 {
     public static bool TryParse(string text, out OctalMode mode)
     {
@@ -16,7 +16,7 @@ public readonly record struct OctalMode(uint Bits)
 }
 
 /// <summary>A SHA-256 digest as 64 hex digits (kept lower-case).</summary>
-public readonly record struct Sha256Digest(string Hex)
+internal readonly record struct Sha256Digest(string Hex)
 {
     public static bool TryParse(string text, out Sha256Digest digest)
     {
@@ -29,7 +29,7 @@ public readonly record struct Sha256Digest(string Hex)
 }
 
 /// <summary>A duration: "30s", "5m", "1h", "250ms" or a number of seconds.</summary>
-public static class Durations
+internal static class Durations
 {
     public static bool TryParse(string text, out TimeSpan value) => ManifestReader.TryParseDuration(text, out value);
 
@@ -39,7 +39,7 @@ public static class Durations
 }
 
 /// <summary>The value readers every action parser shares: each kind of value is checked here, once.</summary>
-public sealed partial class ActionNode
+internal sealed partial class ActionNode
 {
     /// <summary>An absolute path (every path a deployment writes is placed under -Root).</summary>
     public string? AbsolutePath(string key, bool required = false)

@@ -5,12 +5,12 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Models;
 
 /// <summary>What the caller says to one proposed eviction (ShouldProcess): remove it, keep it, or -WhatIf (count it as removed, touch nothing).</summary>
-public enum EvictAnswer { Remove, Keep, WhatIf }
+internal enum EvictAnswer { Remove, Keep, WhatIf }
 
 // Listing, removal and eviction. Each acts only on entry directories that CacheEntryDirectory trusts, and only on file
 // names that validate, through the opened directory: a sidecar someone else planted cannot make root delete anything
 // outside the cache.
-public sealed partial class ModelCache
+internal sealed partial class ModelCache
 {
     /// <summary>Every trusted entry, ready or partial.</summary>
     public IReadOnlyList<ModelCacheEntry> List(IOperationReporter? reporter = null)

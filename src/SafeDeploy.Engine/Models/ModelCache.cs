@@ -11,7 +11,7 @@ using SafeDeploy.Engine.StateDirectories;
 namespace SafeDeploy.Engine.Models;
 
 /// <summary>The files of one cache entry: a directory per URI holding the model, its sidecar, its lock and any partials.</summary>
-public sealed record ModelEntryPaths(string Uri, string Key, string Directory, string Name)
+internal sealed record ModelEntryPaths(string Uri, string Key, string Directory, string Name)
 {
     /// <summary>What is requested (the recorded <see cref="Uri"/> with its query string, without userinfo); never stored or shown.</summary>
     public string FetchUri { get; init; } = Uri;
@@ -30,7 +30,7 @@ public sealed record ModelEntryPaths(string Uri, string Key, string Directory, s
 /// A directory of cached models. Each entry lives in a directory named after the SHA-256 of its canonical URI, so two
 /// URIs whose file names are equal never collide; internal files start with '.', which a model name may not.
 /// </summary>
-public sealed partial class ModelCache
+internal sealed partial class ModelCache
 {
     static readonly Regex validName = new("^[A-Za-z0-9_+@=,~-][A-Za-z0-9._+@=,~-]*$", RegexOptions.CultureInvariant);
 

@@ -7,7 +7,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Models;
 
 // One download: retries, then the landing (fsync, checksum, sidecar, atomic rename).
-public sealed partial class ModelFetcher
+internal sealed partial class ModelFetcher
 {
     sealed record Downloaded(string Sha256, long Length, bool Resumed, long Transferred);
 

@@ -4,7 +4,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Models;
 
 // Holding a model in use beyond the fetch: a shared flock on the entry's lock file, the same one flock -s takes.
-public sealed partial class ModelFetcher
+internal sealed partial class ModelFetcher
 {
     /// <summary>
     /// Fetches <paramref name="request"/> like <see cref="GetAsync"/> and returns it held: a shared lock on its entry

@@ -6,7 +6,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Models;
 
 // One attempt: the bytes from the source into the partial, hashed and written side by side.
-public sealed partial class ModelFetcher
+internal sealed partial class ModelFetcher
 {
     async Task AttemptAsync(ModelEntryPaths entry, IModelSource source, PartialDownload partial, IOperationReporter reporter, int activityId, CancellationToken token)
     {

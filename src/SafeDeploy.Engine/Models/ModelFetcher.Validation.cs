@@ -7,7 +7,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Models;
 
 // Is a cached entry still what its sidecar says (size, recorded hash, optional full rehash)?
-public sealed partial class ModelFetcher
+internal sealed partial class ModelFetcher
 {
     /// <summary>The cached entry's sidecar when the file is there and valid; null when it must be fetched (again).</summary>
     static ModelEntryMetadata? CheckCached(ModelEntryPaths entry, string? expected, bool verify, IOperationReporter reporter, CancellationToken token)

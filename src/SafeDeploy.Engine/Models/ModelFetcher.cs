@@ -15,7 +15,7 @@ using SafeDeploy.Engine.StateDirectories;
 namespace SafeDeploy.Engine.Models;
 
 /// <summary>Tuning of downloads (tests shorten the waits).</summary>
-public sealed record ModelFetchOptions
+internal sealed record ModelFetchOptions
 {
     /// <summary>Further attempts after a transient failure (dropped connection, 5xx, refused connection).</summary>
     public int MaxRetries { get; init; } = 4;
@@ -34,7 +34,7 @@ public sealed record ModelFetchOptions
 /// Range + If-Range; a partial is never renamed into place before its hash is known, so even where flock does
 /// nothing the worst case is a duplicate transfer, never a corrupt entry.
 /// </summary>
-public sealed partial class ModelFetcher
+internal sealed partial class ModelFetcher
 {
     static readonly HttpClient sharedClient = new(new SocketsHttpHandler
     {

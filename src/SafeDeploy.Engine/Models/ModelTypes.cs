@@ -26,7 +26,7 @@ public sealed record ModelFile
 }
 
 /// <summary>A cached model held in use (a shared lock on its entry) until disposed: no eviction or removal meanwhile.</summary>
-public sealed class ModelHold : IDisposable
+internal sealed class ModelHold : IDisposable
 {
     readonly Locking.FileLock held;
 
@@ -60,7 +60,7 @@ public sealed record ModelCacheEntry
 }
 
 /// <summary>What to fetch and how.</summary>
-public sealed record ModelRequest
+internal sealed record ModelRequest
 {
     /// <summary>http://, https://, file:// or a plain (absolute or relative) path.</summary>
     public required string Uri { get; init; }
@@ -81,12 +81,12 @@ public sealed record ModelRequest
 }
 
 /// <summary>The sidecar beside a cached file: what it is, where it came from, and the inode it describes (so a sidecar never vouches for another file).</summary>
-public sealed record ModelEntryMetadata(
+internal sealed record ModelEntryMetadata(
     string Uri, string Name, long Length, string Sha256, string? ETag, string? LastModified,
     bool ChecksumGiven, DateTimeOffset Fetched, DateTimeOffset LastUsed, ulong Inode);
 
 /// <summary>The sidecar beside a partial download: what validates a resume of it.</summary>
-public sealed record PartialMetadata(string Uri, string? Validator, long? TotalLength, DateTimeOffset Started);
+internal sealed record PartialMetadata(string Uri, string? Validator, long? TotalLength, DateTimeOffset Started);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
 [JsonSerializable(typeof(ModelEntryMetadata))]

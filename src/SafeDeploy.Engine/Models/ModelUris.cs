@@ -9,7 +9,7 @@ namespace SafeDeploy.Engine.Models;
 /// recorded form, without userinfo, query or fragment, is the only one ever stored or shown, because any of those
 /// may carry a credential (a presigned URL's signature, an access token).
 /// </summary>
-public static class ModelUris
+internal static class ModelUris
 {
     /// <summary>The URI with user:password, query and fragment removed: safe to store and print.</summary>
     public static string Redact(string uri)

@@ -7,7 +7,7 @@ using SafeDeploy.Engine.Errors;
 namespace SafeDeploy.Engine.Platform;
 
 /// <summary>What an external command did.</summary>
-public sealed record CommandResult(string Program, IReadOnlyList<string> Arguments, int ExitCode, string StandardOutput,
+internal sealed record CommandResult(string Program, IReadOnlyList<string> Arguments, int ExitCode, string StandardOutput,
     string StandardError, TimeSpan Duration, bool TimedOut)
 {
     public bool Succeeded => ExitCode == 0 && !TimedOut;
@@ -16,7 +16,7 @@ public sealed record CommandResult(string Program, IReadOnlyList<string> Argumen
 }
 
 /// <summary>The one way SafeDeploy runs an external program: CliWrap, arguments as a list, always a timeout, always cancellable.</summary>
-public sealed record ExternalCommand
+internal sealed record ExternalCommand
 {
     public required string Program { get; init; }
     public IReadOnlyList<string> Arguments { get; init; } = Array.Empty<string>();

@@ -1,7 +1,7 @@
 namespace SafeDeploy.Engine.Platform;
 
 /// <summary>Names a filesystem from its statfs(2) magic number and says whether flock on it can be trusted across machines.</summary>
-public static class FileSystemKind
+internal static class FileSystemKind
 {
     static readonly Dictionary<long, (string Name, bool Network)> known = new()
     {

@@ -1,11 +1,11 @@
 namespace SafeDeploy.Engine.Platform;
 
 /// <summary>A progress update for one activity; ParentId links a child bar to its parent.</summary>
-public sealed record ProgressUpdate(int ActivityId, string Activity, string Status, int PercentComplete = -1,
+internal sealed record ProgressUpdate(int ActivityId, string Activity, string Status, int PercentComplete = -1,
     int ParentId = -1, bool Completed = false, string? CurrentOperation = null, int SecondsRemaining = -1);
 
 /// <summary>How engine code talks to whoever runs it (a cmdlet adapts it to Verbose, Warning and Progress). Thread-safe.</summary>
-public interface IOperationReporter
+internal interface IOperationReporter
 {
     void Verbose(string message);
     void Warning(string message);
@@ -13,7 +13,7 @@ public interface IOperationReporter
 }
 
 /// <summary>A reporter that drops everything, for callers with no one to tell.</summary>
-public sealed class NullReporter : IOperationReporter
+internal sealed class NullReporter : IOperationReporter
 {
     public static readonly NullReporter Instance = new();
     public void Verbose(string message) { }

@@ -7,7 +7,7 @@ namespace SafeDeploy.Engine.Platform;
 /// The *at() calls behind <see cref="SafeDirectory"/>. Each returns 0 or the errno, read straight after the call
 /// (before anything else can run and overwrite it), so the caller reports the cause that really happened.
 /// </summary>
-public static unsafe partial class Native
+internal static unsafe partial class Native
 {
     public const int O_NONBLOCK = 0x800;
     public const int AT_REMOVEDIR = 0x200;

@@ -5,7 +5,7 @@ using Microsoft.Win32.SafeHandles;
 namespace SafeDeploy.Engine.Platform;
 
 /// <summary>Thin POSIX bindings (glibc, Linux) used where .NET has no equivalent: flock, *at calls, statx, statfs.</summary>
-public static unsafe partial class Native
+internal static unsafe partial class Native
 {
     public const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2;
     public const int O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100, O_TRUNC = 0x200, O_APPEND = 0x400;
@@ -232,7 +232,7 @@ public static unsafe partial class Native
 }
 
 /// <summary>What statx(2) says of a file.</summary>
-public sealed record FileStatus(uint Mode, uint Uid, uint Gid, long Size, ulong Inode, uint DevMajor, uint DevMinor, DateTimeOffset LastWrite)
+internal sealed record FileStatus(uint Mode, uint Uid, uint Gid, long Size, ulong Inode, uint DevMajor, uint DevMinor, DateTimeOffset LastWrite)
 {
     public bool IsFifo => (Mode & Native.S_IFMT) == 0x1000;
     /// <summary>True when both describe the same inode on the same device.</summary>
@@ -251,7 +251,7 @@ public sealed record FileStatus(uint Mode, uint Uid, uint Gid, long Size, ulong 
 }
 
 /// <summary>A failed POSIX call: the errno captured right after it (also as HResult), what was being done, and on what.</summary>
-public sealed class NativeIOException(int errno, string what, string path)
+internal sealed class NativeIOException(int errno, string what, string path)
     : IOException($"{what} '{path}': {Native.Describe(errno)}", errno)
 {
     public int Errno { get; } = errno;

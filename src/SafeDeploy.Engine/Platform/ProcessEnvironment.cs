@@ -7,10 +7,10 @@ namespace SafeDeploy.Engine.Platform;
 /// What a manifest level (the deployment or one phase) says of the environment: <c>environment:</c> (variables to set) and
 /// <c>inheritEnvironment:</c> (<c>true</c>: all of the caller's; a list: those names, <c>PREFIX_*</c> allowed; absent: the default).
 /// </summary>
-public sealed record EnvironmentSpec(IReadOnlyDictionary<string, string>? Variables = null, EnvironmentInheritance? Inherit = null);
+internal sealed record EnvironmentSpec(IReadOnlyDictionary<string, string>? Variables = null, EnvironmentInheritance? Inherit = null);
 
 /// <summary>Which of the caller's variables a child inherits beyond the default allow-list.</summary>
-public sealed record EnvironmentInheritance(bool All, bool Defaults, IReadOnlyList<string> Names)
+internal sealed record EnvironmentInheritance(bool All, bool Defaults, IReadOnlyList<string> Names)
 {
     /// <summary><c>inheritEnvironment: true</c>: every variable of the caller, secrets included, on purpose.</summary>
     public static readonly EnvironmentInheritance Everything = new(true, true, []);
@@ -32,7 +32,7 @@ public sealed record EnvironmentInheritance(bool All, bool Defaults, IReadOnlyLi
 /// TERM, TZ), and SafeDeploy's own SAFEDEPLOY_* variables; a manifest adds variables (<c>environment:</c>) and
 /// inherits more of the caller's on purpose (<c>inheritEnvironment:</c>).
 /// </summary>
-public sealed class ProcessEnvironment
+internal sealed class ProcessEnvironment
 {
     /// <summary>PATH when neither the manifest sets one nor inherits the caller's: system directories only, no '.'.</summary>
     public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -10,7 +10,7 @@ namespace SafeDeploy.Engine.Platform;
 /// start time in clock ticks since boot and the boot id, exact identity so a reused pid is never taken for it, and a
 /// random token every process of the group carries in its environment (<see cref="ProcessGroup.TokenVariable"/>).
 /// </summary>
-public sealed record ProcessGroupRecord(int Pgid, long StartTicks, string BootId, string Token)
+internal sealed record ProcessGroupRecord(int Pgid, long StartTicks, string BootId, string Token)
 {
     /// <summary>A token journaled before the command starts (no leader known yet): its carriers are found by the token alone.</summary>
     public static ProcessGroupRecord ForToken(string token) => new(0, 0, ProcessInfo.BootId, token);
@@ -33,7 +33,7 @@ public sealed record ProcessGroupRecord(int Pgid, long StartTicks, string BootId
 }
 
 /// <summary>What <see cref="ProcessGroup.EndIfAlive"/> found and did.</summary>
-public enum ProcessGroupOutcome
+internal enum ProcessGroupOutcome
 {
     /// <summary>No process of the group is left (or the record is from an earlier boot).</summary>
     NotRunning,
@@ -44,7 +44,7 @@ public enum ProcessGroupOutcome
 }
 
 /// <summary>Ends what a dead run left running, recognising its processes exactly (start time, token), never a reused pid.</summary>
-public static class ProcessGroup
+internal static class ProcessGroup
 {
     /// <summary>Environment variable holding the group's token in every process SafeDeploy starts for a phase.</summary>
     public const string TokenVariable = "SAFEDEPLOY_PROCESS_GROUP";

@@ -4,7 +4,7 @@ using System.Text;
 namespace SafeDeploy.Engine.Platform;
 
 /// <summary>Facts about a process read from /proc: enough to tell a live holder from a reused pid.</summary>
-public sealed record ProcessInfo(int Pid, DateTimeOffset? StartTime, string CommandLine)
+internal sealed record ProcessInfo(int Pid, DateTimeOffset? StartTime, string CommandLine)
 {
     static readonly Lazy<string> bootId = new(() => ReadTrimmed("/proc/sys/kernel/random/boot_id") ?? "");
     static readonly Lazy<DateTimeOffset> bootTime = new(ReadBootTime);

@@ -4,7 +4,7 @@ namespace SafeDeploy.Engine.Platform;
 /// The one allocator of progress activity ids for the whole module: every bar (lock waits, downloads, deployments and
 /// their phases) takes its ids here, so two bars of one session never share an id.
 /// </summary>
-public static class ProgressIds
+internal static class ProgressIds
 {
     static int next = 7000;
 

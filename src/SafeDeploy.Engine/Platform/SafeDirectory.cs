@@ -3,28 +3,12 @@ using SafeDeploy.Engine.Errors;
 
 namespace SafeDeploy.Engine.Platform;
 
-/// <summary>How <see cref="SafeDirectory.OpenFile(string, SafeOpen, uint, out bool)"/> opens a file.</summary>
-[Flags]
-public enum SafeOpen
-{
-    Read = 0,
-    Write = 1,
-    ReadWrite = 2,
-    /// <summary>Create the file when it does not exist (O_CREAT).</summary>
-    Create = 0x40,
-    /// <summary>Create the file; fail when it exists (O_CREAT|O_EXCL).</summary>
-    CreateNew = 0x40 | 0x80,
-    Append = 0x400,
-    /// <summary>Cut the file to length 0, but only after it passed every check (a refused file is never truncated).</summary>
-    Truncate = 0x200,
-}
-
 /// <summary>
 /// An open directory from which every further call is an *at() call on its descriptor: paths are resolved by the
 /// kernel beneath it (in a jail: inside it, absolute symlinks and ".." included), never re-resolved from a string.
 /// Made by <see cref="SafePath"/> (a trusted walk of an absolute path) or <see cref="OpenRoot"/> (a -Root jail).
 /// </summary>
-public sealed class SafeDirectory : IDisposable
+internal sealed partial class SafeDirectory : IDisposable
 {
     static readonly uint Me = Native.GetEffectiveUserId();
 
@@ -102,79 +86,6 @@ public sealed class SafeDirectory : IDisposable
         }
     }
 
-    /// <summary>
-    /// Opens the regular file <paramref name="relative"/>. Its last component is never followed; a FIFO, device or
-    /// directory is refused before it could block or be written; a file owned by another non-root user in a
-    /// directory that user controls is refused. <paramref name="created"/> says whether this call made it.
-    /// </summary>
-    public SafeFileHandle OpenFile(string relative, SafeOpen how, uint createMode, out bool created)
-    {
-        var (parentPath, name) = Split(Normalise(relative));
-        using var parent = OpenDirectory(parentPath);
-        return parent.OpenHere(name, how, createMode, out created);
-    }
-
-    /// <summary>Opens without creating; see <see cref="OpenFile(string, SafeOpen, uint, out bool)"/>.</summary>
-    public SafeFileHandle OpenFile(string relative, SafeOpen how = SafeOpen.Read) => OpenFile(relative, how & ~SafeOpen.CreateNew, 0, out _);
-
-    internal SafeFileHandle OpenHere(string name, SafeOpen how, uint createMode, out bool created) =>
-        TryOpenHere(name, how, createMode, out created) ?? throw IoErrors.FromErrno(Native.ENOENT, FullPath(name), "open");
-
-    /// <summary>
-    /// Opens the entry <paramref name="name"/> of this directory as <see cref="OpenFile(string, SafeOpen, uint, out bool)"/> does;
-    /// null when it does not exist and <paramref name="how"/> does not create.
-    /// </summary>
-    public SafeFileHandle? TryOpenHere(string name, SafeOpen how, uint createMode, out bool created)
-    {
-        int access = (int)how & 3;
-        int flags = access | Native.O_NOFOLLOW | Native.O_NONBLOCK | Native.O_NOCTTY | ((int)how & Native.O_APPEND);
-        bool create = (how & SafeOpen.Create) != 0, exclusive = (how & SafeOpen.CreateNew) == SafeOpen.CreateNew;
-        string full = FullPath(name);
-        SafeFileHandle? fd = null;
-        int rc = 0;
-        created = false;
-        for (int attempt = 0; attempt < 16; attempt++)
-        {
-            if (create)
-            {
-                rc = Native.TryOpenAt(Handle, name, flags | Native.O_CREAT | Native.O_EXCL, createMode & 0xFFF, out fd);
-                if (rc == 0) { created = true; break; }
-                if (rc != Native.EEXIST || exclusive) break;
-            }
-            rc = Native.TryOpenAt(Handle, name, flags, 0, out fd);
-            if (rc != Native.ENOENT || !create) break; // removed between the two opens: create it after all
-        }
-        if (rc == Native.ENOENT && !create) return null;
-        if (rc != 0 || fd is null)
-        {
-            // Say what is there rather than the errno of the refusal (a FIFO without a reader answers ENXIO).
-            var there = rc is Native.ELOOP or 6 /* ENXIO */ or Native.EISDIR ? Native.StatAt(Handle, name, followSymlinks: false) : null;
-            if (rc == Native.ELOOP || there?.IsSymlink == true) throw Refused(full, "SymlinkRefused", "is a symbolic link");
-            if (there is { IsRegularFile: false }) throw Refused(full, "NotARegularFile", there.IsDirectory ? "is a directory" : "is not a regular file (a FIFO, socket or device)");
-            throw IoErrors.FromErrno(rc, full, create ? "create" : "open");
-        }
-        try
-        {
-            var st = Native.Fstat(fd);
-            if (!st.IsRegularFile) throw Refused(full, "NotARegularFile", st.IsDirectory ? "is a directory" : "is not a regular file (a FIFO, socket or device)");
-            if (!created && st.Uid != 0 && st.Uid != Me && (Status.Uid == st.Uid || (Status.IsGroupOrWorldWritable && !Status.IsSticky)))
-                throw new SafeDeployException("UntrustedFile", ErrorKind.SecurityError, full,
-                    $"'{full}' belongs to uid {st.Uid}, another user, in a directory that user controls: they could swap it for a link to any file at any moment.",
-                    "Run the command as that user, or move the file to a directory only you or root can write.");
-            if (created) Native.Fchmod(fd, createMode, full); // explicit: the umask has no say
-            int cl = Native.ClearNonBlocking(fd);
-            if (cl != 0) throw IoErrors.FromErrno(cl, full, "open");
-            if ((how & SafeOpen.Truncate) != 0 && !created) Native.Truncate(fd, 0);
-            return fd;
-        }
-        catch
-        {
-            fd.Dispose();
-            if (created) Native.UnlinkAt(Handle, name, directory: false);
-            throw;
-        }
-    }
-
     /// <summary>lstat of <paramref name="relative"/> (its last component not followed); null when it does not exist.</summary>
     public FileStatus? Stat(string relative)
     {
@@ -248,69 +159,4 @@ public sealed class SafeDirectory : IDisposable
         Handle.Dispose();
         Jail?.Dispose();
     }
-
-    // --- resolution -------------------------------------------------------------------------------------------
-
-    int Resolve(string relative, int flags, out SafeFileHandle? fd)
-    {
-        fd = null;
-        if (relative.Length == 0) { fd = Dup(flags); return 0; }
-        if (Jail is not null) return Jail.Resolve(System.IO.Path.Join(RelativeToJail, relative), flags, out fd);
-        ulong resolve = IsJail ? Native.RESOLVE_IN_ROOT | Native.RESOLVE_NO_MAGICLINKS
-                               : Native.RESOLVE_BENEATH | Native.RESOLVE_NO_SYMLINKS | Native.RESOLVE_NO_MAGICLINKS;
-        int rc = Native.TryOpenat2(Handle, relative, flags, 0, resolve, out fd);
-        if (rc != Native.ENOSYS) return rc;
-        return WalkWithoutLinks(relative, flags, out fd);
-    }
-
-    // Without openat2: one component at a time, refusing every symlink and "..": never outside, never followed.
-    int WalkWithoutLinks(string relative, int flags, out SafeFileHandle? fd)
-    {
-        fd = null;
-        var parts = relative.Split('/');
-        var cur = Dup();
-        for (int i = 0; i < parts.Length; i++)
-        {
-            if (parts[i] == "..") { cur.Dispose(); return Native.EXDEV; }
-            bool last = i == parts.Length - 1;
-            int rc = Native.TryOpenAt(cur, parts[i], (last ? flags : Native.O_PATH | Native.O_DIRECTORY) | Native.O_NOFOLLOW, 0, out var next);
-            cur.Dispose();
-            if (rc != 0) return rc;
-            cur = next!;
-        }
-        fd = cur;
-        return 0;
-    }
-
-    SafeFileHandle Dup(int flags = Native.O_RDONLY | Native.O_DIRECTORY)
-    {
-        int rc = Native.TryOpenAt(Handle, ".", flags, 0, out var fd);
-        if (rc == Native.EACCES) rc = Native.TryOpenAt(Handle, ".", Native.O_PATH | Native.O_DIRECTORY, 0, out fd);
-        if (rc != 0) throw IoErrors.FromErrno(rc, Path, "open the directory");
-        return fd!;
-    }
-
-    SafeDirectory Child(SafeFileHandle fd, string relative) =>
-        new(fd, FullPath(relative), isJail: false, (Jail ?? (IsJail ? this : null))?.CloneRoot());
-
-    SafeDirectory CloneRoot() => new(Dup(), Path, isJail: true);
-
-    static string Normalise(string relative)
-    {
-        var parts = relative.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(p => p != ".").ToArray();
-        return string.Join('/', parts);
-    }
-
-    static (string Parent, string Name) Split(string relative)
-    {
-        int slash = relative.LastIndexOf('/');
-        var name = slash < 0 ? relative : relative[(slash + 1)..];
-        if (name is ".." ) throw new SafeDeployException("InvalidPath", ErrorKind.InvalidArgument, relative,
-            $"'{relative}' ends in '..': name the file itself.", "Write the path without '..'.");
-        return (slash < 0 ? "" : relative[..slash], name);
-    }
-
-    static SafeDeployException Refused(string path, string id, string what) =>
-        new(id, ErrorKind.SecurityError, path, $"'{path}' {what}; SafeDeploy does not follow or write through it there, because someone else could have placed it.",
-            id == "SymlinkRefused" ? "Use the link's real target as the path, or remove the link." : "Remove it or choose another path.");
 }

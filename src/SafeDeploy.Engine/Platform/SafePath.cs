@@ -11,7 +11,7 @@ namespace SafeDeploy.Engine.Platform;
 /// fs.protected_symlinks is not relied on. Everything below the directory it returns is opened with *at() calls.
 /// The strict walk of SafeDeploy's own directories is an option of this walk (<see cref="WalkOptions.Strict"/>).
 /// </summary>
-public static class SafePath
+internal static class SafePath
 {
     const int MaxLinks = 40;
     static readonly uint Me = Native.GetEffectiveUserId();

@@ -8,7 +8,7 @@ namespace SafeDeploy.Engine.Platform;
 /// splits words: whitespace separates, single quotes are literal, double quotes allow \" and \\, backslash escapes.
 /// No expansion of any kind happens: the result goes to ExternalCommand as a list, never to a shell.
 /// </summary>
-public static class ShellWords
+internal static class ShellWords
 {
     public static IReadOnlyList<string> Split(string commandLine)
     {

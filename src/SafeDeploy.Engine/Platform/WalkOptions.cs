@@ -1,7 +1,7 @@
 namespace SafeDeploy.Engine.Platform;
 
 /// <summary>How <see cref="SafePath.OpenDirectory(string, WalkOptions)"/> walks a directory path, and what it creates.</summary>
-public sealed record WalkOptions
+internal sealed record WalkOptions
 {
     /// <summary>Create missing components.</summary>
     public bool Create { get; init; }

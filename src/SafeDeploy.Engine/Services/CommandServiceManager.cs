@@ -5,7 +5,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Services;
 
 /// <summary>A service driven by commands (an init script, docker, supervisorctl ...): status exits 0 while it runs.</summary>
-public sealed record CommandServiceOptions
+internal sealed record CommandServiceOptions
 {
     public required IReadOnlyList<string> Start { get; init; }
     public required IReadOnlyList<string> Stop { get; init; }
@@ -21,7 +21,7 @@ public sealed record CommandServiceOptions
 }
 
 /// <summary>The `command` manager: start/stop/status commands, with stop and start confirmed by the status command.</summary>
-public sealed class CommandServiceManager(CommandServiceOptions options) : IServiceManager
+internal sealed class CommandServiceManager(CommandServiceOptions options) : IServiceManager
 {
     public string Describe() => $"service with status command '{Format(options.Status)}'";
 

@@ -6,7 +6,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Services;
 
 /// <summary>A health check: an HTTP GET (expected status, optional body pattern) or a command that must exit 0.</summary>
-public sealed record HealthProbeOptions
+internal sealed record HealthProbeOptions
 {
     public Uri? Url { get; init; }
     public int ExpectStatus { get; init; } = 200;
@@ -21,13 +21,13 @@ public sealed record HealthProbeOptions
 }
 
 /// <summary>The outcome of a health probe.</summary>
-public sealed record HealthResult(bool Healthy, int Attempts, TimeSpan Duration, int? LastStatus, string? LastBody, string? LastError)
+internal sealed record HealthResult(bool Healthy, int Attempts, TimeSpan Duration, int? LastStatus, string? LastBody, string? LastError)
 {
     public string Describe() => Healthy ? $"healthy after {Attempts} attempt(s)" : $"unhealthy after {Attempts} attempt(s) in {Duration.TotalSeconds:0.#} s: {LastError}";
 }
 
 /// <summary>Runs a health probe, retried until it succeeds or its timeout passes.</summary>
-public static class HealthProbe
+internal static class HealthProbe
 {
     public static async Task<HealthResult> RunAsync(HealthProbeOptions options, IOperationReporter? reporter = null, CancellationToken cancellationToken = default)
     {

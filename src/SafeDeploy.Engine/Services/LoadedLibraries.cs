@@ -5,13 +5,13 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Services;
 
 /// <summary>Whether a process maps a library file, and which copy.</summary>
-public sealed record LoadedCheckResult(int Pid, string Library, bool Loaded, bool MapsDeletedCopy, IReadOnlyList<string> MatchingLines);
+internal sealed record LoadedCheckResult(int Pid, string Library, bool Loaded, bool MapsDeletedCopy, IReadOnlyList<string> MatchingLines);
 
 /// <summary>
 /// Reads /proc/&lt;pid&gt;/maps: a library counts as loaded when a mapping names the same device and inode as the file on
 /// disk now (so a process still running an older copy that was since replaced shows as not loaded, with MapsDeletedCopy).
 /// </summary>
-public static class LoadedLibraries
+internal static class LoadedLibraries
 {
     public static LoadedCheckResult Check(int pid, string library)
     {

@@ -15,7 +15,7 @@ namespace SafeDeploy.Engine.Services;
 /// trusted only for a process that carries this pid file's service token in its environment (<see cref="TokenVariable"/>),
 /// which only SafeDeploy's launcher gives: a pid someone else wrote into the file cannot make SafeDeploy signal their pick.
 /// </summary>
-public sealed class PidFile(string path, string? root)
+internal sealed class PidFile(string path, string? root)
 {
     /// <summary>Environment variable the launcher gives the service: a token derived from the pid file's path.</summary>
     public const string TokenVariable = "SAFEDEPLOY_SERVICE";

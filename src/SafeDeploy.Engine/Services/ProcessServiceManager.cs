@@ -8,7 +8,7 @@ using SafeDeploy.Engine.SharedLibraries;
 namespace SafeDeploy.Engine.Services;
 
 /// <summary>How SafeDeploy runs a service itself (the `process` manager): for containers and VMs without systemd.</summary>
-public sealed record ProcessServiceOptions
+internal sealed record ProcessServiceOptions
 {
     /// <summary>Program and arguments.</summary>
     public required IReadOnlyList<string> Command { get; init; }
@@ -39,7 +39,7 @@ public sealed record ProcessServiceOptions
 /// Starts a command detached (setsid: its own session, so it survives the deployer and its terminal) with a pid file,
 /// and stops it with SIGTERM, then SIGKILL after the timeout; both confirmed through /proc.
 /// </summary>
-public sealed class ProcessServiceManager(ProcessServiceOptions options) : IServiceManager
+internal sealed class ProcessServiceManager(ProcessServiceOptions options) : IServiceManager
 {
     // Runs in the detached session: says its own pid on stdout (SafeDeploy writes the pid file itself), detaches stdio,
     // closes every other descriptor it inherited (a deployer's pipes must not stay open for the life of the service; bash

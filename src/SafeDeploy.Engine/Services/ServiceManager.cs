@@ -3,19 +3,19 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Services;
 
 /// <summary>Whether a service runs, checked (never assumed from a command's exit code alone).</summary>
-public sealed record ServiceStatus(bool Running, int? Pid, string Detail);
+internal sealed record ServiceStatus(bool Running, int? Pid, string Detail);
 
 /// <summary>What a stop did: whether the service had been running, and whether a hanging stop was escalated to a kill.</summary>
-public sealed record ServiceStopResult(bool WasRunning, bool Escalated, int? Pid, TimeSpan Duration);
+internal sealed record ServiceStopResult(bool WasRunning, bool Escalated, int? Pid, TimeSpan Duration);
 
 /// <summary>What a start did.</summary>
-public sealed record ServiceStartResult(bool WasRunning, int? Pid, TimeSpan Duration);
+internal sealed record ServiceStartResult(bool WasRunning, int? Pid, TimeSpan Duration);
 
 /// <summary>
 /// Stops, starts and checks one service. A stop counts only when the service is seen gone, a start only when it is seen
 /// running; a stop that does not finish in time is escalated (SIGTERM, then SIGKILL, or the manager's kill).
 /// </summary>
-public interface IServiceManager
+internal interface IServiceManager
 {
     /// <summary>"process sample-service (pid file /run/sample.pid)", "systemd unit nginx.service".</summary>
     string Describe();
@@ -25,7 +25,7 @@ public interface IServiceManager
 }
 
 /// <summary>Liveness of a pid read from /proc: a zombie (exited, not yet reaped) counts as gone.</summary>
-public static class ProcessLiveness
+internal static class ProcessLiveness
 {
     public static bool IsAlive(int pid)
     {

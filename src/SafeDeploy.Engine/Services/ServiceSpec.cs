@@ -4,7 +4,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Services;
 
 /// <summary>How a manifest names a service: manager and settings, shared by the service and loaded actions.</summary>
-public sealed record ServiceSpec
+internal sealed record ServiceSpec
 {
     public static readonly string[] Keys = ["manager", "unit", "user", "command", "pidFile", "logFile", "preloadFile", "workingDirectory", "environment",
         "inheritEnvironment", "start", "stop", "status", "kill", "stopTimeout", "startTimeout", "escalate", "systemctl"];

@@ -6,7 +6,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.Services;
 
 /// <summary>A systemd unit, through systemctl.</summary>
-public sealed record SystemdServiceOptions
+internal sealed record SystemdServiceOptions
 {
     public required string Unit { get; init; }
     /// <summary>How long `systemctl stop` may take before the unit is killed (systemctl kill --signal=SIGKILL).</summary>
@@ -22,7 +22,7 @@ public sealed record SystemdServiceOptions
 /// systemd: `systemctl stop` under a timeout, then `systemctl kill --signal=SIGKILL`, confirmed by `systemctl is-active`;
 /// `systemctl start`, confirmed by `is-active`. The commands are built here as argument lists (see the *Command methods).
 /// </summary>
-public sealed class SystemdServiceManager(SystemdServiceOptions options) : IServiceManager
+internal sealed class SystemdServiceManager(SystemdServiceOptions options) : IServiceManager
 {
     public SystemdServiceOptions Options => options;
 

@@ -5,7 +5,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.SharedLibraries;
 
 /// <summary>What an ld.so.preload edit did.</summary>
-public sealed record PreloadEditResult(string PreloadPath, string Entry, bool Changed, bool Created, byte[]? PreviousContent, string Diff);
+internal sealed record PreloadEditResult(string PreloadPath, string Entry, bool Changed, bool Created, byte[]? PreviousContent, string Diff);
 
 /// <summary>
 /// Edits an ld.so.preload file (the real /etc/ld.so.preload, or one inside a -Root jail): one library per line, under a
@@ -14,7 +14,7 @@ public sealed record PreloadEditResult(string PreloadPath, string Entry, bool Ch
 /// library's real path and only root (under -Root: root or the deploying user) could change the library or any directory
 /// above it (<see cref="CheckLibrary(SafeDirectory?, string)"/>).
 /// </summary>
-public static class PreloadFile
+internal static class PreloadFile
 {
     /// <summary>The file the loader reads.</summary>
     public const string SystemPath = "/etc/ld.so.preload";

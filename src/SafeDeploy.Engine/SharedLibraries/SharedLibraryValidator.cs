@@ -6,7 +6,7 @@ using SafeDeploy.Engine.Platform.Elf;
 namespace SafeDeploy.Engine.SharedLibraries;
 
 /// <summary>What to check beyond the ELF structure.</summary>
-public sealed record SharedLibraryCheckOptions
+internal sealed record SharedLibraryCheckOptions
 {
     /// <summary>Symbols the library must export.</summary>
     public IReadOnlyList<string> Symbols { get; init; } = Array.Empty<string>();
@@ -24,7 +24,7 @@ public sealed record SharedLibraryCheckOptions
 /// against the host, ET_DYN and not a PIE executable, exported symbols), then throw-away child processes load it with
 /// LD_PRELOAD under a timeout. Nothing here touches ld.so.preload or any running process.
 /// </summary>
-public static class SharedLibraryValidator
+internal static class SharedLibraryValidator
 {
     static readonly string[][] standardCanaries = [["/bin/true"], ["/bin/sh", "-c", "true"]];
 

@@ -3,14 +3,14 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Engine.StateDirectories;
 
 /// <summary>What <see cref="SecureDirectory.Ensure"/> did.</summary>
-public sealed record EnsureOutcome(bool Created, IReadOnlyList<string> CreatedPaths, bool Repaired, string? Warning);
+internal sealed record EnsureOutcome(bool Created, IReadOnlyList<string> CreatedPaths, bool Repaired, string? Warning);
 
 /// <summary>
 /// Creates a directory path for SafeDeploy's own state through the one walk (<see cref="SafePath"/>, strict): never
 /// following a symlink it does not trust, refusing a directory another user owns or anyone may write, and giving every
 /// component it creates the asked mode and owner (not only the last one, as install -d does).
 /// </summary>
-public static class SecureDirectory
+internal static class SecureDirectory
 {
     /// <summary>Ensures <paramref name="path"/> exists. <paramref name="checkMode"/>: warn about (or with repair, tighten) a looser final directory.</summary>
     public static EnsureOutcome Ensure(string path, uint mode, uint? ownerUid = null, uint? ownerGid = null,

@@ -29,7 +29,7 @@ public sealed record StateDirectory
 }
 
 /// <summary>Computes and creates state directories.</summary>
-public static class StateDirectoryManager
+internal static class StateDirectoryManager
 {
     /// <summary>The module's own tool name: its named locks, journals and model cache live here by default.</summary>
     public const string DefaultName = "safedeploy";

@@ -6,14 +6,14 @@ using SafeDeploy.Engine.Platform;
 
 namespace SafeDeploy.Engine.StateDirectories;
 
-public enum LogLevel { Debug, Info, Warning, Error }
+internal enum LogLevel { Debug, Info, Warning, Error }
 
 /// <summary>
 /// Appends one line per call with a single O_APPEND write(2), so lines from many processes never interleave; a vanished
 /// directory is re-created first, so logging never fails for want of a directory. The log file is opened without
 /// following a link (a planted FIFO or device is refused), created 0600, and every write error is reported.
 /// </summary>
-public static class StateLog
+internal static class StateLog
 {
     /// <summary>Appends one line; <paramref name="durable"/> also fdatasyncs it (checked) before returning.</summary>
     public static string Append(string logFile, string message, LogLevel level = LogLevel.Info, uint directoryMode = 0x1C0, bool durable = false)

@@ -37,7 +37,7 @@ public abstract class FleetMaintenanceCmdlet : FleetCmdlet
     [ValidateRange(1, 256)] public int ThrottleLimit { get; set; } = 5;
 
     /// <summary>Runs <paramref name="op"/> on every selected host the user agrees to (ShouldProcess per host), writing each host's result.</summary>
-    protected void ProcessFleet(HostOperation op, string name, string action)
+    private protected void ProcessFleet(HostOperation op, string name, string action)
     {
         var target = Inventory ?? string.Join(",", HostName ?? []);
         try

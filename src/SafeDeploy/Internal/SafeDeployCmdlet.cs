@@ -21,14 +21,14 @@ public abstract class SafeDeployCmdlet : PSCmdlet
     protected string ResolvePath(string path) => GetUnresolvedProviderPathFromPSPath(path);
 
     /// <summary>A reporter for engine work that runs on the pipeline thread itself.</summary>
-    protected IOperationReporter DirectReporter => new PipelineReporter(this);
+    private protected IOperationReporter DirectReporter => new PipelineReporter(this);
 
     /// <summary>
     /// What a command across hosts stages there: this module (its folder and version), the safedeploy host for hosts
     /// without pwsh (-HostExecutable, else the packaged one file), remoting sessions over SSH, and the sums cache of
     /// <paramref name="state"/>.
     /// </summary>
-    protected Engine.Fleet.FleetRuntime FleetRuntime(string? hostExecutable, Engine.StateDirectories.StateDirectory state)
+    private protected Engine.Fleet.FleetRuntime FleetRuntime(string? hostExecutable, Engine.StateDirectories.StateDirectory state)
     {
         var module = MyInvocation.MyCommand.Module
             ?? throw new PSInvalidOperationException($"{MyInvocation.MyCommand.Name} across hosts runs from the imported SafeDeploy module.");
@@ -44,14 +44,14 @@ public abstract class SafeDeployCmdlet : PSCmdlet
     /// Runs engine work on a worker thread while this (pipeline) thread writes its progress, verbose and warning
     /// messages; returns its result or rethrows its failure. Cancellation becomes PipelineStoppedException.
     /// </summary>
-    protected T RunEngine<T>(Func<IOperationReporter, CancellationToken, T> work)
+    private protected T RunEngine<T>(Func<IOperationReporter, CancellationToken, T> work)
     {
         try { return PipelineWorker.Run(post => work(new QueuedReporter(this, post), Cancellation), write => write()); }
         catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { throw new PipelineStoppedException(); }
     }
 
     /// <summary>Like <see cref="RunEngine{T}(Func{IOperationReporter, CancellationToken, T})"/>; the work's <c>emit</c> writes an output object as it comes.</summary>
-    protected T RunEngine<T>(Func<IOperationReporter, Action<object>, CancellationToken, T> work)
+    private protected T RunEngine<T>(Func<IOperationReporter, Action<object>, CancellationToken, T> work)
     {
         try { return PipelineWorker.Run(post => work(new QueuedReporter(this, post), o => post(() => WriteObject(o)), Cancellation), write => write()); }
         catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { throw new PipelineStoppedException(); }

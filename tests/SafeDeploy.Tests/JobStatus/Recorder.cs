@@ -3,7 +3,7 @@ using SafeDeploy.Engine.Platform;
 namespace SafeDeploy.Tests.JobStatus;
 
 /// <summary>Keeps the warnings an engine call reports.</summary>
-public sealed class Recorder : IOperationReporter
+sealed class Recorder : IOperationReporter
 {
     public List<string> Warnings { get; } = new();
     public void Verbose(string message) { }

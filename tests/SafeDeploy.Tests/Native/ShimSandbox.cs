@@ -45,7 +45,7 @@ public sealed class ShimSandbox : IDisposable
         }
     }
 
-    public ProcessServiceManager Manager(bool ignoreTerm = false, TimeSpan? stopTimeout = null, bool usePreload = true) => new(new ProcessServiceOptions
+    internal ProcessServiceManager Manager(bool ignoreTerm = false, TimeSpan? stopTimeout = null, bool usePreload = true) => new(new ProcessServiceOptions
     {
         Command = [ShimFixtures.Service, Port.ToString()],
         PidFile = PidFile, LogFile = LogFile, PreloadFile = usePreload ? PreloadFile : null, Root = Root,

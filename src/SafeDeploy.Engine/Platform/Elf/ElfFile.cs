@@ -4,23 +4,23 @@ using SafeDeploy.Engine.Errors;
 namespace SafeDeploy.Engine.Platform.Elf;
 
 /// <summary>ELFCLASS: the word size of an ELF file.</summary>
-public enum ElfClass { None = 0, Elf32 = 1, Elf64 = 2 }
+internal enum ElfClass { None = 0, Elf32 = 1, Elf64 = 2 }
 
 /// <summary>e_type of an ELF file.</summary>
-public enum ElfType { None = 0, Relocatable = 1, Executable = 2, SharedObject = 3, Core = 4 }
+internal enum ElfType { None = 0, Relocatable = 1, Executable = 2, SharedObject = 3, Core = 4 }
 
 /// <summary>What an ELF file is for the loader: ET_DYN covers both shared libraries and PIE executables.</summary>
-public enum ElfKind { SharedLibrary, PieExecutable, Executable, Relocatable, Core, Other }
+internal enum ElfKind { SharedLibrary, PieExecutable, Executable, Relocatable, Core, Other }
 
 /// <summary>A symbol of the dynamic symbol table; IsExported when another object can bind to it (defined, global or weak, visible).</summary>
-public sealed record ElfSymbol(string Name, bool IsExported, bool IsWeak, bool IsFunction, ulong Value, ulong Size);
+internal sealed record ElfSymbol(string Name, bool IsExported, bool IsWeak, bool IsFunction, ulong Value, ulong Size);
 
 /// <summary>
 /// What SafeDeploy needs to know of an ELF file before a loader sees it, read by our own parser (never by parsing
 /// nm/readelf output): header, program headers, the dynamic section and the dynamic symbol table. Works on files whose
 /// section headers were stripped, through PT_DYNAMIC (DT_SYMTAB, DT_STRTAB, DT_HASH/DT_GNU_HASH).
 /// </summary>
-public sealed class ElfFile
+internal sealed class ElfFile
 {
     public required string Path { get; init; }
     public ElfClass Class { get; init; }
@@ -71,7 +71,7 @@ public sealed class ElfFile
 }
 
 /// <summary>Names of e_machine values, and the host's.</summary>
-public static class ElfMachines
+internal static class ElfMachines
 {
     public const ushort EM_386 = 3, EM_ARM = 40, EM_X86_64 = 62, EM_AARCH64 = 183, EM_PPC64 = 21, EM_S390 = 22, EM_RISCV = 243, EM_LOONGARCH = 258, EM_MIPS = 8, EM_SPARCV9 = 43;
 
