@@ -21,6 +21,8 @@ BeforeAll {
         $psi = [Diagnostics.ProcessStartInfo]::new($Program)
         foreach ($a in $Arguments) { $psi.ArgumentList.Add($a) }
         $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true; $psi.UseShellExecute = $false
+        # Outside the checkout: NuGet (under Publish-PSResource) writes a NuGet/NuGet.Config into its working directory.
+        $psi.WorkingDirectory = $TestDrive
         foreach ($k in $Environment.Keys) { if ($null -eq $Environment[$k]) { $psi.Environment.Remove($k) | Out-Null } else { $psi.Environment[$k] = $Environment[$k] } }
         $p = [Diagnostics.Process]::Start($psi)
         $out = $p.StandardOutput.ReadToEndAsync(); $err = $p.StandardError.ReadToEndAsync()

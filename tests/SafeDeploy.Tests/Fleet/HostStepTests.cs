@@ -25,10 +25,10 @@ public class HostStepTests
         return RemoteScripts.Parse(o.StdOut) ?? throw new Xunit.Sdk.XunitException("no result line: " + o);
     }
 
-    static string Request(string op, TempDir dir, string done, string? manifest = null, string? root = null) =>
+    static string Request(string op, TempDir dir, string done, string? manifest = null, string? root = null, int? trySeconds = null) =>
         new System.Text.Json.Nodes.JsonObject
         {
-            ["op"] = op, ["done"] = done, ["manifest"] = manifest, ["name"] = "fleetapp", ["root"] = root,
+            ["op"] = op, ["done"] = done, ["manifest"] = manifest, ["name"] = "fleetapp", ["root"] = root, ["trySeconds"] = trySeconds,
             ["stateDirectory"] = dir["state"], ["variables"] = new System.Text.Json.Nodes.JsonObject { ["counter"] = dir["runs.log"] },
         }.ToJsonString();
 
@@ -64,6 +64,29 @@ public class HostStepTests
 
         // A host this rollout never deployed has nothing to roll back.
         Assert.Equal("NotDeployed", Step(dir, Request("rollback", dir, dir["h2.result"]), runner).Status);
+    }
+
+    [Fact]
+    public void TheNativeStep_InTryMode_StartsItsWatchdog_TheOneFileBesideIt_WhichRollsTheRunBackAtItsDeadline()
+    {
+        using var dir = new TempDir("step");
+        var root = dir["root"];
+        Directory.CreateDirectory(Path.Combine(root, "etc"));
+        File.WriteAllText(Path.Combine(root, "etc/ld.so.preload"), "/usr/lib/other.so\n");
+        var r = Step(dir, Request("deploy", dir, dir["h1.result"], WriteManifest(dir), root, trySeconds: 2), "native");
+        Assert.True(r.Status == "Succeeded" && r.RollbackAt is not null, $"{r.Status}: {r.Error}");
+        Assert.Contains("/opt/fleet/lib/libfleet.so", File.ReadAllText(Path.Combine(root, "etc/ld.so.preload")));
+
+        // The step has no PowerShell of its own: its watchdog is the safedeploy beside it, which undoes the unconfirmed run.
+        var journal = Directory.GetDirectories(Path.Combine(dir["state"], "state", "deployments", "fleetapp"), r.Id!).Single();
+        var outcome = Path.Combine(journal, "watchdog.outcome");
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (!(File.Exists(outcome) && File.ReadAllText(outcome).Contains("\"RolledBack\"", StringComparison.Ordinal)) && DateTime.UtcNow < deadline) Thread.Sleep(100);
+        var log = Path.Combine(journal, "watchdog.log");
+        Assert.True(File.Exists(outcome) && File.ReadAllText(outcome).Contains("\"RolledBack\"", StringComparison.Ordinal),
+            $"no rollback by the watchdog; its log: {(File.Exists(log) ? File.ReadAllText(log) : "(none)")}");
+        Assert.Equal("/usr/lib/other.so\n", File.ReadAllText(Path.Combine(root, "etc/ld.so.preload")));
+        Assert.False(Directory.Exists(Path.Combine(root, "opt")));
     }
 
     [Theory]
