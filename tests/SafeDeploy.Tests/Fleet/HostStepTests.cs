@@ -39,7 +39,7 @@ public class HostStepTests
         var done = dir["h1.result"];
 
         var first = Step(dir, Request("deploy", dir, done, manifest, root));
-        Assert.Equal(("Succeeded", 1, "engine"), (first.Status, first.Generation, first.Via));
+        Assert.Equal((RemoteStatus.Succeeded, 1, "engine"), (first.Status, first.Generation, first.Via));
         Assert.Equal("library bytes v2\n", File.ReadAllText(Path.Combine(root, "opt/fleet/lib/libfleet.so")));
         Assert.Equal("/usr/lib/other.so\n/opt/fleet/lib/libfleet.so\n", File.ReadAllText(Path.Combine(root, "etc/ld.so.preload")));
         Assert.Equal("run\n", File.ReadAllText(dir["runs.log"]));
@@ -50,14 +50,14 @@ public class HostStepTests
         Assert.Equal("run\n", File.ReadAllText(dir["runs.log"]));
 
         var undone = Step(dir, Request("rollback", dir, done));
-        Assert.Equal(("Undone", first.Id), (undone.Status, undone.Id));
+        Assert.Equal((RemoteStatus.Undone, first.Id), (undone.Status, undone.Id));
         Assert.False(Directory.Exists(Path.Combine(root, "opt")));
         Assert.Equal("/usr/lib/other.so\n", File.ReadAllText(Path.Combine(root, "etc/ld.so.preload")));
         var twice = Step(dir, Request("rollback", dir, done));
-        Assert.Equal(("Undone", undone.Generation), (twice.Status, twice.Generation));
+        Assert.Equal((RemoteStatus.Undone, undone.Generation), (twice.Status, twice.Generation));
 
         // A host this rollout never deployed has nothing to roll back.
-        Assert.Equal("NotDeployed", Step(dir, Request("rollback", dir, dir["h2.result"])).Status);
+        Assert.Equal(RemoteStatus.NotDeployed, Step(dir, Request("rollback", dir, dir["h2.result"])).Status);
     }
 
     [Fact]
@@ -68,7 +68,7 @@ public class HostStepTests
         Directory.CreateDirectory(root);
         var manifest = dir.Write("bad.yaml", "name: fleetapp\nphases:\n  - name: x\n    install: { source: nothing.so, target: relative/path }\n");
         var r = Step(dir, Request("deploy", dir, dir["h1.result"], manifest, root));
-        Assert.Equal("Error", r.Status);
+        Assert.Equal(RemoteStatus.Error, r.Status);
         Assert.Matches(@"^Manifest\w+: ", r.Error);
         Assert.Empty(Directory.EnumerateFileSystemEntries(root));
         Assert.False(File.Exists(dir["h1.result"]));
