@@ -54,7 +54,7 @@ public class CrashTests
         var refManifest = Arrange(reference);
         using var ps = new PsSession();
         var clean = ps.Run(Invoke(refManifest, reference));
-        Assert.True(clean.AllErrors.Count() == 0 && (string)clean.Status(0)! == "Succeeded", clean.Describe());
+        Assert.True(clean.AllErrors.Count() == 0 && clean.Status(0) == "Succeeded", clean.Describe());
         int steps = File.ReadAllLines(Assert.Single(Journals(reference))).Length;
         Assert.True(steps >= 12, $"only {steps} journal records");
         var deployed = Sandbox.Describe(reference.Snapshot());
@@ -96,7 +96,7 @@ public class CrashTests
                 Assert.True(initial == Sandbox.Describe(box.Snapshot()), $"crash after step {i + 1}: sandbox differs\nexpected:\n{initial}\nactual:\n{Sandbox.Describe(box.Snapshot())}");
 
                 var full = ps.Run(Invoke(manifests[i], box));
-                Assert.True(full.AllErrors.Count() == 0 && (string)full.Status(0)! == "Succeeded", $"step {i + 1}: {full.Describe()}");
+                Assert.True(full.AllErrors.Count() == 0 && full.Status(0) == "Succeeded", $"step {i + 1}: {full.Describe()}");
                 Assert.Equal(deployed, Sandbox.Describe(box.Snapshot()));
             }
         }

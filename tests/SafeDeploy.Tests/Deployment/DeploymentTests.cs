@@ -150,7 +150,7 @@ public class DeploymentTests
         Assert.Equal("full", err.TargetObject);
 
         var history = ps.Run("Get-SafeDeployHistory -Name full -StateDirectory $state", vars);
-        Assert.Equal(["Undone", "Undone"], history.Output.Select(o => (string)o.Status()));
+        Assert.Equal(["Undone", "Undone"], history.Output.Select(o => o.Status()));
         Assert.Equal([1, 2], history.Output.Select(o => (int)o.Properties["Generation"].Value));
 
         var unknown = ps.Run("Get-SafeDeployHistory -Name ghost -StateDirectory $state", vars);

@@ -35,7 +35,7 @@ public class DiskFullTests(ITestOutputHelper output)
         {
             using var fs = new Tmpfs(box[$"state-{inodes}"], $"size=4m,nr_inodes={inodes}");
             var r = ps.Run("Invoke-SafeDeploy -Manifest $m -Root $root -StateDirectory $s -Confirm:$false", ("m", manifest), ("root", box.Root), ("s", fs.Path));
-            var status = r.Output.Count == 1 ? r.Status(0) as string : null;
+            var status = r.Output.Count == 1 ? r.Status(0) : null;
             output.WriteLine($"nr_inodes={inodes}: {status ?? "terminating error"} {r.AllErrors.FirstOrDefault()?.FullyQualifiedErrorId}");
             if (status == "Succeeded")
             {

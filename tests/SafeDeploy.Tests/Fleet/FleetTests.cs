@@ -57,7 +57,7 @@ public class FleetTests
     {
         Assert.True(r.Output.Count > 0, r.Describe());
         return r.Output.GroupBy(o => (string)o.Properties["HostName"].Value).ToDictionary(g => g.Key,
-            g => ((string)g.Last().Status(), (int)g.Last().Properties["Batch"].Value));
+            g => (g.Last().Status(), (int)g.Last().Properties["Batch"].Value));
     }
 
     [Fact]
@@ -101,7 +101,7 @@ public class FleetTests
         Assert.Equal(("Failed", 2), final["h3"]);
         Assert.Equal(("NotStarted", 3), final["h4"]);
         // Newest first: h2 (wave 2) is undone before h1 (the canary).
-        var order = r.Output.Where(o => (string)o.Status() == "RolledBack").Select(o => (string)o.Properties["HostName"].Value).ToList();
+        var order = r.Output.Where(o => o.Status() == "RolledBack").Select(o => (string)o.Properties["HostName"].Value).ToList();
         Assert.Equal(["h2", "h1"], order);
         Assert.StartsWith("RolloutRolledBack", Assert.Single(r.Errors).FullyQualifiedErrorId);
         foreach (var h in fleet.Hosts) Assert.Equal(before[h.Name], SshFleet.Snapshot(h.Root));

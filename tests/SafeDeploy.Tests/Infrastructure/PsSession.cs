@@ -21,7 +21,7 @@ public sealed class PsResult
     public object? Prop(int index, string name) => Output[index].Properties[name]?.Value;
 
     /// <summary>The name of output <paramref name="index"/>'s Status (see <see cref="StatusProperty"/>).</summary>
-    public string? Status(int index) => Output[index].Status();
+    public string Status(int index) => Output[index].Status();
 
     public string Describe() =>
         $"output: [{string.Join(", ", Output)}]\nerrors: [{string.Join("\n", AllErrors.Select(e => $"{e.FullyQualifiedErrorId}: {e}"))}]\nwarnings: [{string.Join("\n", Warnings)}]";
@@ -33,11 +33,10 @@ public sealed class PsResult
 /// </summary>
 public static class StatusProperty
 {
-    public static string? Status(this PSObject o) => o.Properties["Status"]?.Value switch
+    public static string Status(this PSObject o) => o.Properties["Status"]?.Value switch
     {
-        null => null,
         Enum e => e.ToString(),
-        var v => throw new Xunit.Sdk.XunitException($"Status is a {v.GetType().FullName} ('{v}'), not a status enum."),
+        var v => throw new Xunit.Sdk.XunitException($"Status is {(v is null ? "missing" : $"a {v.GetType().FullName} ('{v}')")}, not a status enum."),
     };
 }
 

@@ -23,7 +23,7 @@ public sealed class DeployedShim : IDisposable
         Build = Path.Combine(Box.Path, "build");
         Ps = new PsSession();
         var first = Deploy(NextVersion());
-        if (first.Status(0) as string != "Succeeded") throw new InvalidOperationException("baseline deployment failed:\n" + first.Describe());
+        if (first.Status(0) != "Succeeded") throw new InvalidOperationException("baseline deployment failed:\n" + first.Describe());
     }
 
     public ShimSandbox Box { get; }
@@ -54,7 +54,7 @@ public sealed class DeployedShim : IDisposable
     {
         var r = Ps.Run("Invoke-SafeDeploy -Manifest $m -Root $root -StateDirectory $state -Variables $vars",
             ("m", Manifest), ("root", Box.Root), ("state", State), ("vars", Variables(version, extra)));
-        if (r.Output.Count == 1 && r.Status(0) as string == "Succeeded") CurrentVersion = version;
+        if (r.Output.Count == 1 && r.Status(0) == "Succeeded") CurrentVersion = version;
         Box.CurrentPid();
         TrackPid();
         return r;
@@ -103,11 +103,11 @@ public sealed class DeployedShimCollection : ICollectionFixture<DeployedShim> { 
 [Collection("DeployedShim")]
 public class ShimDeploymentTests(DeployedShim shim)
 {
-    static string Status(PsResult r) => (string)r.Status(0)!;
+    static string Status(PsResult r) => r.Status(0);
 
     static Dictionary<string, (string Status, string? Error, string Output)> Phases(PsResult r) =>
         ((IEnumerable)r.Prop(0, "Phases")!).Cast<object>().Select(PSObject.AsPSObject)
-            .ToDictionary(p => (string)p.Properties["Name"].Value, p => ((string)p.Status(), p.Properties["Error"].Value as string, (string)p.Properties["Output"].Value));
+            .ToDictionary(p => (string)p.Properties["Name"].Value, p => (p.Status(), p.Properties["Error"].Value as string, (string)p.Properties["Output"].Value));
 
     [Fact]
     public void GoodShim_Deploys_HealthyAndMapped_AsANewGeneration()
