@@ -99,7 +99,7 @@ public sealed class DeployBench : IBenchmark
             rollback.Add(Stats.Time(() =>
             {
                 var u = engine.Undo("hundred", null, SafeDeploy.Engine.Platform.NullReporter.Instance, null);
-                if (u.Status != "Undone") throw new InvalidOperationException(u.Error);
+                if (u.Status != DeployStatus.Undone) throw new InvalidOperationException(u.Error);
             }).TotalMilliseconds);
             if (Directory.EnumerateFileSystemEntries(root).Any()) throw new InvalidOperationException("rollback left files behind");
         }

@@ -81,11 +81,11 @@ internal sealed class DeploymentEngine
         bool cancelled = cancellationToken.IsCancellationRequested;
         string? error = outcome.Error ?? (cancelled ? "The deployment was interrupted (Ctrl+C)." : null);
         var phaseResults = outcome.Results;
-        string status;
+        DeployStatus status;
         int resultGeneration;
         if (error is null)
         {
-            status = "Succeeded";
+            status = DeployStatus.Succeeded;
             resultGeneration = generation;
         }
         else
@@ -93,12 +93,12 @@ internal sealed class DeploymentEngine
             reporter.Warning($"Deployment '{manifest.Name}' failed ({error}); rolling back every phase that ran, newest first.");
             journal.Write(JournalRecord.RollbackStart, new JsonObject { ["reason"] = error });
             var rollback = recovery.RollBack(run, JournalView.Load(journal.Path), CancellationToken.None);
-            status = rollback.Failed ? "RollbackFailed" : rollback.UndidAnything ? "RolledBack" : "Failed";
+            status = rollback.Failed ? DeployStatus.RollbackFailed : rollback.UndidAnything ? DeployStatus.RolledBack : DeployStatus.Failed;
             phaseResults = phaseResults.Select(r => rollback.Phases.TryGetValue(r.Name, out var u) ? Recovery.Merge(r, u) : r).ToList();
             resultGeneration = previousGeneration;
             if (rollback.Failed) error += " Rollback failed: " + rollback.Errors;
         }
-        journal.Write(JournalRecord.End, new JsonObject { ["status"] = status, ["generation"] = resultGeneration, ["error"] = error });
+        journal.Write(JournalRecord.End, new JsonObject { ["status"] = StatusName.Of(status), ["generation"] = resultGeneration, ["error"] = error });
         foreach (var id in Store.Prune(manifest.Name)) reporter.Verbose($"Removed the backups of run '{id}' (retention: the newest {DeploymentStore.DefaultKeepGenerations} standing generations keep theirs).");
         var result = new DeployResult
         {
@@ -128,13 +128,13 @@ internal sealed class DeploymentEngine
         var recovered = recovery.RecoverIncomplete(name);
         history = Store.History(name);
         // An undo whose process died part-way (or whose journal write failed) was just finished by the recovery: that was this undo.
-        if (history.LastOrDefault(h => recovered.Contains(h.Id) && h.Status == "Undone" && (id is null || h.Id == id)
+        if (history.LastOrDefault(h => recovered.Contains(h.Id) && h.Status == DeployStatus.Undone && (id is null || h.Id == id)
                                        && (root is null || h.Root == root.Path)) is { } finished)
         {
             reporter.Warning($"Run '{finished.Id}' of '{name}' was being undone when that undo stopped; its undo is now finished.");
             return new DeployResult
             {
-                Name = name, Id = finished.Id, Status = "Undone", Generation = CurrentGeneration(history.Where(h => h.Root == finished.Root).ToList()),
+                Name = name, Id = finished.Id, Status = DeployStatus.Undone, Generation = CurrentGeneration(history.Where(h => h.Root == finished.Root).ToList()),
                 Started = finished.Started, RecoveredRuns = recovered, JournalPath = finished.JournalPath,
                 LogDirectory = Path.Combine(Store.RunDirectory(name, finished.Id), "logs"),
             };
@@ -158,7 +158,7 @@ internal sealed class DeploymentEngine
             reporter.Verbose($"Run '{latest.Id}' of '{name}' was confirmed; nothing undone.");
             return new DeployResult
             {
-                Name = name, Id = latest.Id, Status = "Succeeded", Generation = latest.Generation, Started = latest.Started, JournalPath = latest.JournalPath,
+                Name = name, Id = latest.Id, Status = DeployStatus.Succeeded, Generation = latest.Generation, Started = latest.Started, JournalPath = latest.JournalPath,
                 RecoveredRuns = recovered,
             };
         }
@@ -167,25 +167,25 @@ internal sealed class DeploymentEngine
         var run = recovery.Rebuild(view, journal);
         journal.Write(JournalRecord.UndoStart, new JsonObject { ["pid"] = Environment.ProcessId });
         var rollback = recovery.RollBack(run, JournalView.Load(latest.JournalPath), cancellationToken);
-        var previous = history.LastOrDefault(h => h.Status == "Succeeded" && h.Id != latest.Id && h.Root == latest.Root)?.Generation ?? 0;
-        if (latest.Status == "RollbackFailed") reporter.Warning($"Run '{latest.Id}' of '{name}' was rolled back only in part; finishing its rollback.");
-        var status = rollback.Failed ? "RollbackFailed" : "Undone";
+        var previous = history.LastOrDefault(h => h.Status == DeployStatus.Succeeded && h.Id != latest.Id && h.Root == latest.Root)?.Generation ?? 0;
+        if (latest.Status == DeployStatus.RollbackFailed) reporter.Warning($"Run '{latest.Id}' of '{name}' was rolled back only in part; finishing its rollback.");
+        var status = rollback.Failed ? DeployStatus.RollbackFailed : DeployStatus.Undone;
         var error = rollback.Failed ? rollback.Errors : null;
-        journal.Write(JournalRecord.End, new JsonObject { ["status"] = status, ["generation"] = previous, ["error"] = error });
+        journal.Write(JournalRecord.End, new JsonObject { ["status"] = StatusName.Of(status), ["generation"] = previous, ["error"] = error });
         return new DeployResult
         {
             Name = name, Id = latest.Id, Status = status, Generation = previous, Duration = clock.Elapsed, Started = DateTimeOffset.UtcNow - clock.Elapsed,
-            Phases = rollback.Phases.Values.Select(u => new PhaseResult { Name = u.Phase, Status = u.Error is null ? "RolledBack" : "RollbackFailed", Error = u.Error, Output = u.Output, Duration = u.Duration }).ToList(),
+            Phases = rollback.Phases.Values.Select(u => new PhaseResult { Name = u.Phase, Status = u.Error is null ? PhaseStatus.RolledBack : PhaseStatus.RollbackFailed, Error = u.Error, Output = u.Output, Duration = u.Duration }).ToList(),
             Error = error, RecoveredRuns = recovered, JournalPath = latest.JournalPath, LogDirectory = Path.Combine(run.Directory, "logs"),
         };
     }
 
     /// <summary>A run whose changes stand, in whole (Succeeded) or in part (its rollback or undo failed part-way).</summary>
-    static bool Standing(DeployHistoryEntry h) => h.Status is "Succeeded" or "RollbackFailed";
+    static bool Standing(DeployHistoryEntry h) => h.Status is DeployStatus.Succeeded or DeployStatus.RollbackFailed;
 
     /// <summary>The generation a deployment is at: that of its latest run still standing (Succeeded), or 0.</summary>
     public static int CurrentGeneration(IReadOnlyList<DeployHistoryEntry> history) =>
-        history.LastOrDefault(h => h.Status == "Succeeded")?.Generation ?? 0;
+        history.LastOrDefault(h => h.Status == DeployStatus.Succeeded)?.Generation ?? 0;
 
     /// <summary>The number a new run gets: one more than any run that ever stood (runs rolled back have none of their own).</summary>
     static int NextGeneration(IReadOnlyList<DeployHistoryEntry> history) =>

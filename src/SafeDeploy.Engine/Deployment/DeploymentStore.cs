@@ -38,13 +38,13 @@ internal sealed class DeploymentStore(StateDirectory state)
 
     DeployHistoryEntry Summarize(JournalView view)
     {
-        string status;
-        if (view.EndRecord is not null) status = view.EndStatus ?? "Unknown";
+        DeployStatus status;
+        if (view.EndStatus is { } ended) status = ended;
         else
         {
             var lockPath = State.LockPath(view.LockName);
             bool running = File.Exists(lockPath) && LockInspector.Inspect(lockPath) is { IsHeld: true } h && h.Pids.Contains(view.Pid);
-            status = running ? "Running" : "Incomplete";
+            status = running ? DeployStatus.Running : DeployStatus.Incomplete;
         }
         return new DeployHistoryEntry
         {
@@ -52,7 +52,7 @@ internal sealed class DeploymentStore(StateDirectory state)
             Id = view.Id,
             Status = status,
             // A run that was rolled back (or failed) never stood: it has no generation of its own.
-            Generation = status is "RolledBack" or "Failed" or "RollbackFailed" ? 0 : view.Generation,
+            Generation = status is DeployStatus.RolledBack or DeployStatus.Failed or DeployStatus.RollbackFailed ? 0 : view.Generation,
             Started = view.Started ?? File.GetCreationTimeUtc(view.Path),
             Ended = view.Ended,
             Pid = view.Pid,
@@ -82,12 +82,12 @@ internal sealed class DeploymentStore(StateDirectory state)
     public IReadOnlyList<string> Prune(string name, int keepGenerations = DefaultKeepGenerations)
     {
         var history = History(name);
-        var keep = history.Where(h => h.Status == "Succeeded").GroupBy(h => h.Root)
+        var keep = history.Where(h => h.Status == DeployStatus.Succeeded).GroupBy(h => h.Root)
             .SelectMany(g => g.OrderByDescending(h => h.Generation).Take(keepGenerations)).Select(h => h.Id).ToHashSet();
         var pruned = new List<string>();
         foreach (var h in history)
         {
-            if (keep.Contains(h.Id) || h.Status is "Running" or "Incomplete") continue;
+            if (keep.Contains(h.Id) || h.Status is DeployStatus.Running or DeployStatus.Incomplete) continue;
             var backups = Path.Combine(RunDirectory(name, h.Id), "backups");
             if (!Directory.Exists(backups)) continue;
             Directory.Delete(backups, recursive: true);

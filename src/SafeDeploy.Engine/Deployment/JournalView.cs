@@ -52,7 +52,8 @@ internal sealed class JournalView
     public IReadOnlyDictionary<string, string> Variables =>
         (StartRecord?["variables"] as JsonObject)?.ToDictionary(kv => kv.Key, kv => (string)kv.Value!) ?? new Dictionary<string, string>();
 
-    public string? EndStatus => (string?)EndRecord?["status"];
+    /// <summary>The status the run ended with (null while it has not ended).</summary>
+    public DeployStatus? EndStatus => EndRecord is null ? null : StatusName.Parse((string?)EndRecord["status"], DeployStatus.Unknown);
     public string? EndError => (string?)EndRecord?["error"];
     public DateTimeOffset? Ended => Time(EndRecord?["time"]);
     public bool WasUndo => Records.Any(r => Type(r) == JournalRecord.UndoStart);

@@ -22,21 +22,21 @@ sealed class PhaseScheduler(StateDirectory state, RunState run)
     sealed class PhaseOutcome
     {
         public required PhaseDefinition Phase { get; init; }
-        public string Status { get; set; } = "Running";
+        public PhaseStatus Status { get; set; } = PhaseStatus.Running;
         public DateTimeOffset Started { get; set; }
         public TimeSpan Duration { get; set; }
         public long Ended { get; set; }
         public string? Error { get; set; }
         public string Output { get; set; } = "";
         public string? LogPath { get; set; }
-        public bool Failed => Status != "Succeeded";
+        public bool Failed => Status != PhaseStatus.Succeeded;
         public PhaseResult ToResult() => new() { Name = Phase.Name, Status = Status, Started = Started, Duration = Duration, Error = Error, Output = Output, LogPath = LogPath };
     }
 
     public Outcome Run(IReadOnlyList<PhaseDefinition> phases, int throttle, CancellationToken token)
     {
         var outcomes = new Dictionary<string, PhaseOutcome>();
-        var status = new Dictionary<string, string>();
+        var status = new Dictionary<string, PhaseStatus>();
         var excused = new HashSet<string>(); // failed optional phases, and phases skipped only because of them
         var selected = phases.Select(p => p.Name).ToHashSet();
         var waiting = phases.ToList();
@@ -59,17 +59,17 @@ sealed class PhaseScheduler(StateDirectory state, RunState run)
                     foreach (var p in waiting.ToList())
                     {
                         var deps = p.DependsOn.Where(selected.Contains).ToList();
-                        var bad = deps.Where(d => status.TryGetValue(d, out var s) && s != "Succeeded").ToList();
+                        var bad = deps.Where(d => status.TryGetValue(d, out var s) && s != PhaseStatus.Succeeded).ToList();
                         if (bad.Count > 0)
                         {
-                            status[p.Name] = "Skipped";
+                            status[p.Name] = PhaseStatus.Skipped;
                             if (bad.All(excused.Contains)) excused.Add(p.Name);
                             waiting.Remove(p);
                             changed = true;
                             continue;
                         }
                         if (failing || token.IsCancellationRequested || running.Count >= throttle) continue;
-                        if (!deps.All(d => status.TryGetValue(d, out var s) && s == "Succeeded")) continue;
+                        if (!deps.All(d => status.TryGetValue(d, out var s) && s == PhaseStatus.Succeeded)) continue;
                         waiting.Remove(p);
                         var outcome = new PhaseOutcome { Phase = p };
                         outcomes[p.Name] = outcome;
@@ -87,32 +87,32 @@ sealed class PhaseScheduler(StateDirectory state, RunState run)
                 var phase = running[done];
                 running.Remove(done);
                 var o = outcomes[phase.Name];
-                if (done.IsFaulted && !o.Failed) { o.Status = "Failed"; o.Error ??= $"Phase '{phase.Name}': {done.Exception!.InnerException!.Message}"; }
+                if (done.IsFaulted && !o.Failed) { o.Status = PhaseStatus.Failed; o.Error ??= $"Phase '{phase.Name}': {done.Exception!.InnerException!.Message}"; }
                 status[phase.Name] = o.Status;
                 completed++;
-                run.Reporter.Progress(new ProgressUpdate(childIds[phase.Name], $"Phase {phase.Name}", o.Status, ParentId: parent, Completed: true));
+                run.Reporter.Progress(new ProgressUpdate(childIds[phase.Name], $"Phase {phase.Name}", StatusName.Of(o.Status), ParentId: parent, Completed: true));
                 if (!o.Failed) continue;
                 if (phase.ContinueOnError)
                 {
                     excused.Add(phase.Name);
-                    run.Reporter.Warning($"Optional phase '{phase.Name}' {o.Status.ToLowerInvariant()}: {o.Error} (continueOnError: the deployment goes on; phases that depend on it are skipped).");
+                    run.Reporter.Warning($"Optional phase '{phase.Name}' {StatusName.Of(o.Status).ToLowerInvariant()}: {o.Error} (continueOnError: the deployment goes on; phases that depend on it are skipped).");
                 }
                 else if (!failing)
                 {
                     failing = true;
-                    run.Reporter.Verbose($"Phase '{phase.Name}' {o.Status.ToLowerInvariant()}; no new phases start.");
+                    run.Reporter.Verbose($"Phase '{phase.Name}' {StatusName.Of(o.Status).ToLowerInvariant()}; no new phases start.");
                 }
             }
         }
         finally { run.Reporter.Progress(new ProgressUpdate(parent, $"Deploying {run.Manifest.Name}", "done", Completed: true)); }
 
-        var results = phases.Select(p => outcomes.TryGetValue(p.Name, out var o) ? o.ToResult() : new PhaseResult { Name = p.Name, Status = "Skipped" }).ToList();
+        var results = phases.Select(p => outcomes.TryGetValue(p.Name, out var o) ? o.ToResult() : new PhaseResult { Name = p.Name, Status = PhaseStatus.Skipped }).ToList();
         var failure = outcomes.Values.Where(o => o.Failed && !o.Phase.ContinueOnError).OrderBy(o => o.Ended).FirstOrDefault();
-        string? error = failure?.Error ?? (failure is not null ? $"Phase '{failure.Phase.Name}' {failure.Status.ToLowerInvariant()}." : null);
+        string? error = failure?.Error ?? (failure is not null ? $"Phase '{failure.Phase.Name}' {StatusName.Of(failure.Status).ToLowerInvariant()}." : null);
         if (error is null && !token.IsCancellationRequested)
         {
             // Succeeded only when every phase did: one that did not (and is not excused) fails the run.
-            var unfinished = results.FirstOrDefault(r => r.Status != "Succeeded" && !excused.Contains(r.Name));
+            var unfinished = results.FirstOrDefault(r => r.Status != PhaseStatus.Succeeded && !excused.Contains(r.Name));
             if (unfinished is not null) error = $"Phase '{unfinished.Name}' did not succeed ({unfinished.Status}).";
         }
         return new Outcome(results, error);
@@ -151,18 +151,18 @@ sealed class PhaseScheduler(StateDirectory state, RunState run)
             run.Journal.Write(JournalRecord.PhaseStart, new JsonObject { ["phase"] = phase.Name, ["pid"] = Environment.ProcessId });
             started = true;
             phase.Action.ExecuteAsync(run.Context(phase, log, timeout.Token)).GetAwaiter().GetResult();
-            outcome.Status = "Succeeded";
+            outcome.Status = PhaseStatus.Succeeded;
         }
         catch (OperationCanceledException) when (timeout.IsCancellationRequested)
         {
             bool timedOut = !deployToken.IsCancellationRequested;
-            outcome.Status = timedOut ? "TimedOut" : "Cancelled";
+            outcome.Status = timedOut ? PhaseStatus.TimedOut : PhaseStatus.Cancelled;
             outcome.Error = timedOut ? $"Phase '{phase.Name}' did not finish within its timeout of {phase.Timeout!.Value.TotalSeconds:0.#} s and was cancelled."
                                      : $"Phase '{phase.Name}' was cancelled (Ctrl+C).";
         }
         catch (Exception e)
         {
-            outcome.Status = "Failed";
+            outcome.Status = PhaseStatus.Failed;
             outcome.Error = e is SafeDeployException s ? s.Message : $"Phase '{phase.Name}': {e.GetType().Name}: {e.Message}";
         }
         finally
@@ -179,8 +179,8 @@ sealed class PhaseScheduler(StateDirectory state, RunState run)
     {
         void Failed(Exception e, string what)
         {
-            if (outcome.Status != "Succeeded") return;
-            outcome.Status = "Failed";
+            if (outcome.Status != PhaseStatus.Succeeded) return;
+            outcome.Status = PhaseStatus.Failed;
             outcome.Error = $"Phase '{phase.Name}': {what}: {e.Message}";
         }
         if (log is not null)
@@ -190,8 +190,8 @@ sealed class PhaseScheduler(StateDirectory state, RunState run)
             outcome.Output = log.Text();
             log.Dispose();
         }
-        if (!started) { if (outcome.Status == "Running") outcome.Status = "Failed"; return; }
-        try { run.Journal.Write(JournalRecord.PhaseEnd, new JsonObject { ["phase"] = phase.Name, ["status"] = outcome.Status, ["error"] = outcome.Error }); }
+        if (!started) { if (outcome.Status == PhaseStatus.Running) outcome.Status = PhaseStatus.Failed; return; }
+        try { run.Journal.Write(JournalRecord.PhaseEnd, new JsonObject { ["phase"] = phase.Name, ["status"] = StatusName.Of(outcome.Status), ["error"] = outcome.Error }); }
         catch (Exception e) when (e is SafeDeployException or IOException) { Failed(e, "its end could not be journaled"); }
     }
 }

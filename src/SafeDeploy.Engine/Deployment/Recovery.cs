@@ -38,10 +38,10 @@ sealed class Recovery(DeploymentStore store, ActionRegistry registry, IOperation
             var run = Rebuild(view, journal);
             journal.Write(JournalRecord.RollbackStart, new JsonObject { ["reason"] = "recovery: the deploying process died", ["pid"] = Environment.ProcessId });
             var rollback = RollBack(run, JournalView.Load(path), CancellationToken.None);
-            var status = rollback.Failed ? "RollbackFailed" : view.WasUndo ? "Undone" : "RolledBack";
+            var status = rollback.Failed ? DeployStatus.RollbackFailed : view.WasUndo ? DeployStatus.Undone : DeployStatus.RolledBack;
             journal.Write(JournalRecord.End, new JsonObject
             {
-                ["status"] = status, ["generation"] = view.PreviousGeneration, ["recovered"] = true,
+                ["status"] = StatusName.Of(status), ["generation"] = view.PreviousGeneration, ["recovered"] = true,
                 ["error"] = rollback.Failed ? "recovery rollback failed" : "the deploying process died; rolled back by the next run",
             });
             if (rollback.Failed)
@@ -64,7 +64,7 @@ sealed class Recovery(DeploymentStore store, ActionRegistry registry, IOperation
         var last = store.Journals(name).LastOrDefault();
         if (last is null) return;
         var view = JournalView.Load(last);
-        if (view.IsIncomplete || view.EndStatus == "Succeeded" || view.Temporaries.Count == 0) return;
+        if (view.IsIncomplete || view.EndStatus == DeployStatus.Succeeded || view.Temporaries.Count == 0) return;
         var root = DeploymentRoot.From(view.Root);
         foreach (var (_, path) in view.Temporaries)
             if (RemoveTemporary(root, path)) reporter.Verbose($"Removed the temporary file {path} that run '{view.Id}' of '{name}' left.");
@@ -159,7 +159,7 @@ sealed class Recovery(DeploymentStore store, ActionRegistry registry, IOperation
 
     public static PhaseResult Merge(PhaseResult r, UndoOutcome u) => r with
     {
-        Status = u.Error is not null ? "RollbackFailed" : r.Status == "Succeeded" ? "RolledBack" : r.Status,
+        Status = u.Error is not null ? PhaseStatus.RollbackFailed : r.Status == PhaseStatus.Succeeded ? PhaseStatus.RolledBack : r.Status,
         Error = u.Error ?? r.Error,
         Output = string.IsNullOrEmpty(u.Output) ? r.Output : r.Output + "\n--- undo ---\n" + u.Output,
     };

@@ -87,7 +87,7 @@ internal static class TryMode
     /// confirmed nor undone, or null. The engine refuses a new deployment of the name while one is open (<see cref="RefuseIfOpen"/>).
     /// </summary>
     public static DeployHistoryEntry? OpenTry(DeploymentStore store, string name, string? root) =>
-        store.History(name).LastOrDefault(h => h.RollbackAt is not null && !h.Confirmed && h.Status is not ("Undone" or "RolledBack" or "Incomplete") && SameRoot(h.Root, root)
+        store.History(name).LastOrDefault(h => h.RollbackAt is not null && !h.Confirmed && h.Status is not (DeployStatus.Undone or DeployStatus.RolledBack or DeployStatus.Incomplete) && SameRoot(h.Root, root)
                                                && !File.Exists(store.ConfirmMarker(name, h.Id)));
 
     /// <summary>Throws TryPending when a try-mode run of the name is still unconfirmed (call under the deployment's lock).</summary>
@@ -132,8 +132,8 @@ internal static class TryMode
         var now = store.Summarize(pending.JournalPath);
         RecordOutcome(store, name, now.Id); // a watchdog that already failed to roll back says so in the journal, before the confirmation
         // A run whose watchdog could not roll it back stands in part: confirming keeps it as it is, on purpose.
-        bool rollbackFailed = now.Status == "RollbackFailed" && Outcome(store, name, now.Id)?.State == WatchdogState.RollbackFailed;
-        if (now.Status != "Succeeded" && !rollbackFailed)
+        bool rollbackFailed = now.Status == DeployStatus.RollbackFailed && Outcome(store, name, now.Id)?.State == WatchdogState.RollbackFailed;
+        if (now.Status != DeployStatus.Succeeded && !rollbackFailed)
             throw new SafeDeployException("TryExpired", ErrorKind.InvalidOperation, name,
                 $"Run '{now.Id}' of '{name}' is already {now.Status}: it was not confirmed before {now.RollbackAt:u}.",
                 "Deploy again (with a longer -TrySeconds) and confirm in time.");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using SafeDeploy.Engine.Deployment;
 using SafeDeploy.Engine.Errors;
 using SafeDeploy.Engine.Manifest;
 using SafeDeploy.Engine.Platform;
@@ -49,8 +50,8 @@ internal static class FleetMaintenance
     static HostDeployResult One(FleetOperationOptions o, HostOperation op, FleetHost host, HostStaging staging, RemoteRunner runner, CancellationToken token)
     {
         var clock = Stopwatch.StartNew();
-        string failed = op == HostOperation.Confirm ? "Failed" : "RollbackFailed";
-        HostDeployResult Result(string status, string? error, RemoteOutcome? r = null) => new()
+        var failed = op == HostOperation.Confirm ? HostStatus.Failed : HostStatus.RollbackFailed;
+        HostDeployResult Result(HostStatus status, string? error, RemoteOutcome? r = null) => new()
         {
             HostName = host.Name, Status = status, Generation = r?.Generation ?? 0, Id = r?.Id, Error = error, Duration = clock.Elapsed,
             Name = o.Name, Rollout = "", RollbackAt = r?.RollbackAt,
@@ -60,7 +61,7 @@ internal static class FleetMaintenance
         catch (SafeDeployException e) when (!token.IsCancellationRequested)
         {
             o.Reporter.Warning($"Host '{host.Name}' is unreachable and was not changed: {e.Message}");
-            return Result("Unreachable", e.Message);
+            return Result(HostStatus.Unreachable, e.Message);
         }
         var script = op == HostOperation.Confirm ? RemoteScripts.Confirm(host, o.Name) : RemoteScripts.Undo(host, o.Name);
         var outcome = runner.Run(host, stage, null, script, token, out var failure);
@@ -68,9 +69,9 @@ internal static class FleetMaintenance
         o.Reporter.Verbose($"Host '{host.Name}': {op} gave {outcome.Status}, generation {outcome.Generation} (run {outcome.Id}) in {clock.ElapsedMilliseconds} ms " +
             $"({outcome.Channel}).");
         // A host with no run of it to confirm or undo is left as it was: nothing was started there.
-        if (outcome.Status == "Error" && outcome.Error?.StartsWith(NothingTo(op), StringComparison.Ordinal) == true) return Result("NotStarted", outcome.Error, outcome);
-        bool ok = op == HostOperation.Confirm ? outcome.Status == "Succeeded" : outcome.Status == "Undone";
-        return Result(ok ? (op == HostOperation.Confirm ? "Succeeded" : "RolledBack") : failed, ok ? null : outcome.Error ?? outcome.Status, outcome);
+        if (outcome.Status == RemoteStatus.Error && outcome.Error?.StartsWith(NothingTo(op), StringComparison.Ordinal) == true) return Result(HostStatus.NotStarted, outcome.Error, outcome);
+        bool ok = op == HostOperation.Confirm ? outcome.Status == RemoteStatus.Succeeded : outcome.Status == RemoteStatus.Undone;
+        return Result(ok ? (op == HostOperation.Confirm ? HostStatus.Succeeded : HostStatus.RolledBack) : failed, ok ? null : outcome.Error ?? StatusName.Of(outcome.Status), outcome);
     }
 
     static string NothingTo(HostOperation op) => op == HostOperation.Confirm ? "NothingToConfirm" : "NothingToUndo";
@@ -81,8 +82,8 @@ internal static class FleetMaintenance
     /// </summary>
     public static SafeDeployException? Failure(HostOperation op, string name, IReadOnlyList<HostDeployResult> results)
     {
-        var bad = results.Where(r => r.Status is not ("Succeeded" or "RolledBack" or "NotStarted")).ToList();
-        if (bad.Count == 0 && results.Count > 0 && results.All(r => r.Status == "NotStarted"))
+        var bad = results.Where(r => r.Status is not (HostStatus.Succeeded or HostStatus.RolledBack or HostStatus.NotStarted)).ToList();
+        if (bad.Count == 0 && results.Count > 0 && results.All(r => r.Status == HostStatus.NotStarted))
             return new SafeDeployException(NothingTo(op), ErrorKind.ObjectNotFound, name,
                 $"None of the {results.Count} host(s) has a run of '{name}' to {(op == HostOperation.Confirm ? "confirm" : "undo")}: " +
                 string.Join(", ", results.Select(r => r.HostName)) + ".",

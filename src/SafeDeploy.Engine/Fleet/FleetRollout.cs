@@ -126,10 +126,10 @@ internal sealed class FleetRollout(StateDirectory state)
         }
         token.ThrowIfCancellationRequested();
         foreach (var h in o.Hosts.Where(h => !run.Finished.ContainsKey(h.Name)))
-            run.Record(new HostDeployResult { HostName = h.Name, Status = "NotStarted", Batch = run.BatchOf(waves, h), Name = name, Rollout = journal.Id }, null);
-        var status = !run.BudgetSpent ? (run.FailedCount == 0 ? "Succeeded" : "Failed")
-            : o.OnFailure == FailureAction.RollBack ? "RolledBack" : o.OnFailure == FailureAction.Stop ? "Stopped" : "Failed";
-        journal.Write("end", new JsonObject { ["status"] = status });
+            run.Record(new HostDeployResult { HostName = h.Name, Status = HostStatus.NotStarted, Batch = run.BatchOf(waves, h), Name = name, Rollout = journal.Id }, null);
+        var status = !run.BudgetSpent ? (run.FailedCount == 0 ? RolloutStatus.Succeeded : RolloutStatus.Failed)
+            : o.OnFailure switch { FailureAction.RollBack => RolloutStatus.RolledBack, FailureAction.Stop => RolloutStatus.Stopped, _ => RolloutStatus.Failed };
+        journal.Write("end", new JsonObject { ["status"] = StatusName.Of(status) });
         return o.Hosts.Select(h => run.Finished[h.Name]).ToList();
     }
 
@@ -139,8 +139,8 @@ internal sealed class FleetRollout(StateDirectory state)
         var bad = results.Where(r => !r.Succeeded).ToList();
         if (bad.Count == 0) return null;
         var name = results[0].Name;
-        bool rolledBack = results.Any(r => r.Status == "RolledBack");
-        var id = results.Any(r => r.Status == "RollbackFailed") ? "RolloutRollbackFailed" : rolledBack ? "RolloutRolledBack" : "RolloutFailed";
+        bool rolledBack = results.Any(r => r.Status == HostStatus.RolledBack);
+        var id = results.Any(r => r.Status == HostStatus.RollbackFailed) ? "RolloutRollbackFailed" : rolledBack ? "RolloutRolledBack" : "RolloutFailed";
         return new Errors.SafeDeployException(id, Errors.ErrorKind.InvalidOperation, name,
             $"Rollout {results[0].Rollout} of '{name}': " + string.Join(", ", bad.GroupBy(r => r.Status).Select(g => $"{g.Count()} {g.Key} ({string.Join(", ", g.Select(r => r.HostName))})")) +
             (bad.FirstOrDefault(r => r.Error is not null) is { } first ? $". First error, on {first.HostName}: {first.Error}" : "."),
@@ -184,8 +184,8 @@ internal sealed class FleetRollout(StateDirectory state)
         void Apply(HostDeployResult r, string type)
         {
             Finished[r.HostName] = r;
-            if (type == "host" && r.Status != "Succeeded" && r.Status != "NotStarted") FailedCount++;
-            if (type == "host" && r.Status != "Unreachable") deployedInOrder.Add(r.HostName);
+            if (type == "host" && r.Status is not (HostStatus.Succeeded or HostStatus.NotStarted)) FailedCount++;
+            if (type == "host" && r.Status != HostStatus.Unreachable) deployedInOrder.Add(r.HostName);
             if (type == "rollback") deployedInOrder.Remove(r.HostName);
         }
 
@@ -193,7 +193,7 @@ internal sealed class FleetRollout(StateDirectory state)
         public IEnumerable<FleetHost> ToRollBack(IReadOnlyList<FleetHost> hosts)
         {
             List<string> order;
-            lock (gate) order = deployedInOrder.Where(n => Finished[n].Status is "Succeeded" || Finished[n].Id is null && Finished[n].Status == "Failed").Reverse().ToList();
+            lock (gate) order = deployedInOrder.Where(n => Finished[n].Status is HostStatus.Succeeded || Finished[n].Id is null && Finished[n].Status == HostStatus.Failed).Reverse().ToList();
             return order.Select(n => hosts.First(h => h.Name == n)).ToList();
         }
 

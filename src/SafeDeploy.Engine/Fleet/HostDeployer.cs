@@ -17,7 +17,7 @@ sealed class HostDeployer(RemoteRunner runner, HostStaging staging, string rollo
     public HostDeployResult Deploy(FleetHost host, int batch, RolloutJournal journal, CancellationToken token)
     {
         var clock = Stopwatch.StartNew();
-        HostDeployResult Result(string status, string? error, RemoteOutcome? o = null) => new()
+        HostDeployResult Result(HostStatus status, string? error, RemoteOutcome? o = null) => new()
         {
             HostName = host.Name, Status = status, Batch = batch, Generation = o?.Generation ?? 0, Id = o?.Id, Error = error,
             Duration = clock.Elapsed, Name = name, Rollout = rollout, RollbackAt = o?.RollbackAt,
@@ -40,23 +40,23 @@ sealed class HostDeployer(RemoteRunner runner, HostStaging staging, string rollo
         catch (SafeDeployException e) when (!token.IsCancellationRequested)
         {
             options.Reporter.Warning($"Host '{host.Name}' is unreachable and was not changed: {e.Message}");
-            return Result("Unreachable", e.Message);
+            return Result(HostStatus.Unreachable, e.Message);
         }
         var script = RemoteScripts.Deploy(stage.FleetDir, rollout, host, stage.ManifestPath, variables, options.TrySeconds);
         var remote = Stopwatch.StartNew();
         var step = engineStep ? RemoteScripts.DeployRequest(stage.FleetDir, rollout, host, stage.ManifestPath, variables, options.TrySeconds) : null;
         string? failure;
         var outcome = ran is not null ? runner.Finish(host, ran, out failure) : runner.Run(host, stage, rollout, script, token, out failure, step);
-        if (outcome is null) return Result("Failed", failure);
+        if (outcome is null) return Result(HostStatus.Failed, failure);
         options.Reporter.Verbose($"Host '{host.Name}': {outcome.Status}, generation {outcome.Generation} (run {outcome.Id}); " +
             $"remote run {(long)(ran?.Duration ?? remote.Elapsed).TotalMilliseconds} ms ({outcome.Channel}), of which the deployment {(long)outcome.EngineTime.TotalMilliseconds} ms.");
         return outcome.Status switch
         {
-            "Succeeded" => Result("Succeeded", null, outcome),
-            "RollbackFailed" => Result("RollbackFailed", outcome.Error, outcome),
+            RemoteStatus.Succeeded => Result(HostStatus.Succeeded, null, outcome),
+            RemoteStatus.RollbackFailed => Result(HostStatus.RollbackFailed, outcome.Error, outcome),
             // The host's own engine rolled its phases back: it is as it was.
-            "RolledBack" or "Failed" => Result("Failed", outcome.Error, outcome),
-            _ => Result("Failed", outcome.Error),
+            RemoteStatus.RolledBack or RemoteStatus.Failed => Result(HostStatus.Failed, outcome.Error, outcome),
+            _ => Result(HostStatus.Failed, outcome.Error),
         };
     }
 
@@ -73,19 +73,19 @@ sealed class HostDeployer(RemoteRunner runner, HostStaging staging, string rollo
         }
         catch (SafeDeployException e)
         {
-            return deployed with { Status = "RollbackFailed", Error = $"Could not reach the host to roll it back: {e.Message}", Duration = clock.Elapsed, Resumed = false };
+            return deployed with { Status = HostStatus.RollbackFailed, Error = $"Could not reach the host to roll it back: {e.Message}", Duration = clock.Elapsed, Resumed = false };
         }
         journal.Write("rollback-host-start", new JsonObject { ["host"] = host.Name });
         var outcome = runner.Run(host, stage, rollout, RemoteScripts.RollBack(stage.FleetDir, rollout, host, name), token, out var failure,
             engineStep ? RemoteScripts.RollBackRequest(stage.FleetDir, rollout, host, name) : null);
-        if (outcome?.Status == "NotDeployed") return null;
+        if (outcome?.Status == RemoteStatus.NotDeployed) return null;
         if (outcome is not null)
             options.Reporter.Verbose($"Host '{host.Name}': rollback {outcome.Status}, generation {outcome.Generation} in {clock.ElapsedMilliseconds} ms " +
                 $"({outcome.Channel}).");
-        var ok = outcome?.Status == "Undone";
+        var ok = outcome?.Status == RemoteStatus.Undone;
         return deployed with
         {
-            Status = ok ? "RolledBack" : "RollbackFailed", Generation = ok ? outcome!.Generation : deployed.Generation,
+            Status = ok ? HostStatus.RolledBack : HostStatus.RollbackFailed, Generation = ok ? outcome!.Generation : deployed.Generation,
             Error = ok ? deployed.Error : outcome?.Error ?? failure, Duration = clock.Elapsed, Resumed = false,
         };
     }

@@ -41,7 +41,7 @@ public static class HostStep
         }
         catch (Exception e) when (e is SafeDeployException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidOperationException)
         {
-            line = RemoteScripts.ResultLine("Error", 0, null, (e is SafeDeployException s ? s.ErrorId : e.GetType().Name) + ": " + e.Message, null, null, via);
+            line = RemoteScripts.ResultLine(RemoteStatus.Error, 0, null, (e is SafeDeployException s ? s.ErrorId : e.GetType().Name) + ": " + e.Message, null, null, via);
         }
         output.WriteLine(line);
         output.Flush();
@@ -64,7 +64,7 @@ public static class HostStep
             Watchdog = trySeconds is null ? null : WatchdogHost.Locate(modulePath is null ? null : Path.GetDirectoryName(modulePath), modulePath, stateBase),
         });
         var r = engine.Invoke(plan, reporter, scriptInvoker: null);
-        var line = RemoteScripts.ResultLine(r.Status.ToString(), r.Generation, r.Id, r.Error, r.RollbackAt, r.Duration, via);
+        var line = RemoteScripts.ResultLine(RemoteOutcome.StatusOf(r.Status), r.Generation, r.Id, r.Error, r.RollbackAt, r.Duration, via);
         Keep(done, line);
         return line;
     }
@@ -74,9 +74,9 @@ public static class HostStep
     {
         var undone = done + ".undone";
         if (File.Exists(undone)) return File.ReadAllText(undone).Trim();
-        if (!File.Exists(done)) return RemoteScripts.ResultLine("NotDeployed", 0, null, null, null, null, via);
+        if (!File.Exists(done)) return RemoteScripts.ResultLine(RemoteStatus.NotDeployed, 0, null, null, null, null, via);
         var was = RemoteScripts.Parse(File.ReadAllText(done));
-        if (was is not { Status: "Succeeded", Id: { } id }) return RemoteScripts.ResultLine("NotDeployed", was?.Generation ?? 0, was?.Id, null, null, null, via);
+        if (was is not { Status: RemoteStatus.Succeeded, Id: { } id }) return RemoteScripts.ResultLine(RemoteStatus.NotDeployed, was?.Generation ?? 0, was?.Id, null, null, null, via);
         var name = (string)request["name"]!;
         var engine = new DeploymentEngine(State((string?)request["stateDirectory"], reporter));
         DeployResult r;
@@ -84,14 +84,14 @@ public static class HostStep
         catch (SafeDeployException e)
         {
             // An undo that finished before its process was killed is in the host's history: report it, do not undo twice.
-            var finished = engine.Store.History(name).LastOrDefault(h => h.Id == id && h.Status.ToString() == "Undone");
-            if (finished is null) return RemoteScripts.ResultLine("Error", 0, id, e.ErrorId + ": " + e.Message, null, null, via);
-            var again = RemoteScripts.ResultLine("Undone", finished.Generation, id, null, null, null, via);
+            var finished = engine.Store.History(name).LastOrDefault(h => h.Id == id && h.Status == DeployStatus.Undone);
+            if (finished is null) return RemoteScripts.ResultLine(RemoteStatus.Error, 0, id, e.ErrorId + ": " + e.Message, null, null, via);
+            var again = RemoteScripts.ResultLine(RemoteStatus.Undone, finished.Generation, id, null, null, null, via);
             Keep(undone, again);
             return again;
         }
-        var line = RemoteScripts.ResultLine(r.Status.ToString(), r.Generation, id, r.Error, null, r.Duration, via);
-        if (r.Status.ToString() == "Undone") Keep(undone, line);
+        var line = RemoteScripts.ResultLine(RemoteOutcome.StatusOf(r.Status), r.Generation, id, r.Error, null, r.Duration, via);
+        if (r.Status == DeployStatus.Undone) Keep(undone, line);
         return line;
     }
 

@@ -1,7 +1,29 @@
 using System.Globalization;
 using System.Text;
+using SafeDeploy.Engine.Deployment;
 
 namespace SafeDeploy.Engine.Fleet;
+
+/// <summary>The status on a host's SAFEDEPLOY-RESULT line (written as the name).</summary>
+internal enum RemoteStatus
+{
+    /// <summary>The host's deployment (or confirmation) succeeded.</summary>
+    Succeeded,
+    /// <summary>The host's deployment failed with nothing to roll back.</summary>
+    Failed,
+    /// <summary>The host's deployment failed and its engine rolled it back.</summary>
+    RolledBack,
+    /// <summary>The host's deployment (or undo) failed and so did its rollback.</summary>
+    RollbackFailed,
+    /// <summary>The host's run was undone as asked.</summary>
+    Undone,
+    /// <summary>The step did not run: a cmdlet error (in the line's error), a bad manifest, a bad request.</summary>
+    Error,
+    /// <summary>A rollback found no successful run of this rollout on the host: nothing to undo.</summary>
+    NotDeployed,
+    /// <summary>The line has a status this version does not know (a host running another version).</summary>
+    Unknown,
+}
 
 /// <summary>What a host's SafeDeploy reported on its result line.</summary>
 /// <remarks>
@@ -9,7 +31,7 @@ namespace SafeDeploy.Engine.Fleet;
 /// the uploaded safedeploy host's engine ran it without PowerShell (<see cref="HostStep"/>), "native" when the uploaded
 /// safedeploy-step did (the same engine compiled ahead of time), else "ssh".
 /// </remarks>
-internal sealed record RemoteOutcome(string Status, int Generation, string? Id, string? Error, DateTimeOffset? RollbackAt, TimeSpan EngineTime, string Via = "ssh")
+internal sealed record RemoteOutcome(RemoteStatus Status, int Generation, string? Id, string? Error, DateTimeOffset? RollbackAt, TimeSpan EngineTime, string Via = "ssh")
 {
     /// <summary>How the step reached the host, for verbose messages.</summary>
     public string Channel => Via switch
@@ -18,6 +40,17 @@ internal sealed record RemoteOutcome(string Status, int Generation, string? Id, 
         "engine" => "ssh, the host's engine without PowerShell",
         "native" => "ssh, the host's native step: neither PowerShell nor .NET",
         _ => "ssh",
+    };
+
+    /// <summary>The result line's status for a run's result on the host.</summary>
+    public static RemoteStatus StatusOf(DeployStatus status) => status switch
+    {
+        DeployStatus.Succeeded => RemoteStatus.Succeeded,
+        DeployStatus.Failed => RemoteStatus.Failed,
+        DeployStatus.RolledBack => RemoteStatus.RolledBack,
+        DeployStatus.RollbackFailed => RemoteStatus.RollbackFailed,
+        DeployStatus.Undone => RemoteStatus.Undone,
+        _ => RemoteStatus.Unknown,
     };
 }
 
@@ -214,8 +247,8 @@ internal static class RemoteScripts
         Functions + $"$done = {Ps(Done(fleetDir, rollout, host))}\n";
 
     /// <summary>The result line in C#, as the PowerShell `Result` function below writes it (<see cref="HostStep"/>).</summary>
-    public static string ResultLine(string status, int generation, string? id, string? error, DateTimeOffset? rollbackAt, TimeSpan? took, string via) =>
-        $"{ResultPrefix}status={status} generation={generation.ToString(CultureInfo.InvariantCulture)} id={id} " +
+    public static string ResultLine(RemoteStatus status, int generation, string? id, string? error, DateTimeOffset? rollbackAt, TimeSpan? took, string via) =>
+        $"{ResultPrefix}status={StatusName.Of(status)} generation={generation.ToString(CultureInfo.InvariantCulture)} id={id} " +
         $"rollbackAt={rollbackAt?.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)} ms={((long)(took?.TotalMilliseconds ?? 0)).ToString(CultureInfo.InvariantCulture)} " +
         $"via={via} error={(string.IsNullOrEmpty(error) ? "" : Convert.ToBase64String(Encoding.UTF8.GetBytes(error)))}";
 
@@ -239,7 +272,9 @@ internal static class RemoteScripts
         string? Get(string k) => f.TryGetValue(k, out var v) && v.Length > 0 ? v : null;
         var error = Get("error") is { } e ? Encoding.UTF8.GetString(Convert.FromBase64String(e)) : null;
         var at = Get("rollbackAt") is { } a ? DateTimeOffset.FromUnixTimeSeconds(long.Parse(a, CultureInfo.InvariantCulture)) : (DateTimeOffset?)null;
-        return new RemoteOutcome(Get("status") ?? "Error", int.TryParse(Get("generation"), CultureInfo.InvariantCulture, out var g) ? g : 0, Get("id"), error, at,
+        // No status at all is an error line; a name this version does not know is Unknown (never a success).
+        var status = Get("status") is { } s ? StatusName.Parse(s, RemoteStatus.Unknown) : RemoteStatus.Error;
+        return new RemoteOutcome(status, int.TryParse(Get("generation"), CultureInfo.InvariantCulture, out var g) ? g : 0, Get("id"), error, at,
             TimeSpan.FromMilliseconds(long.TryParse(Get("ms"), CultureInfo.InvariantCulture, out var ms) ? ms : 0), Get("via") ?? "ssh");
     }
 

@@ -71,7 +71,7 @@ internal sealed class RolloutJournal : IDisposable
 
     public void HostResult(string type, HostDeployResult r) => Write(type, new JsonObject
     {
-        ["host"] = r.HostName, ["status"] = r.Status, ["batch"] = r.Batch, ["generation"] = r.Generation, ["runId"] = r.Id,
+        ["host"] = r.HostName, ["status"] = StatusName.Of(r.Status), ["batch"] = r.Batch, ["generation"] = r.Generation, ["runId"] = r.Id,
         ["error"] = r.Error, ["durationMs"] = (long)r.Duration.TotalMilliseconds,
         ["rollbackAt"] = r.RollbackAt?.ToUnixTimeSeconds(),
     });
@@ -79,7 +79,7 @@ internal sealed class RolloutJournal : IDisposable
     /// <summary>A host result record read back.</summary>
     public static HostDeployResult ToResult(JsonObject r, string name, string rollout) => new()
     {
-        HostName = (string)r["host"]!, Status = (string)r["status"]!, Batch = (int?)r["batch"] ?? 0, Generation = (int?)r["generation"] ?? 0,
+        HostName = (string)r["host"]!, Status = StatusName.Parse((string?)r["status"], HostStatus.Unknown), Batch = (int?)r["batch"] ?? 0, Generation = (int?)r["generation"] ?? 0,
         Id = (string?)r["runId"], Error = (string?)r["error"], Duration = TimeSpan.FromMilliseconds((long?)r["durationMs"] ?? 0),
         RollbackAt = (long?)r["rollbackAt"] is { } at ? DateTimeOffset.FromUnixTimeSeconds(at) : null,
         Name = name, Rollout = rollout, Resumed = true,
@@ -104,12 +104,12 @@ internal sealed class RolloutJournal : IDisposable
             var end = records.LastOrDefault(r => (string?)r["type"] == "end");
             list.Add(new RolloutHistoryEntry
             {
-                Id = id, Name = name, Status = (string?)end?["status"] ?? "Incomplete", JournalPath = file,
+                Id = id, Name = name, Status = end is null ? RolloutStatus.Incomplete : StatusName.Parse((string?)end["status"], RolloutStatus.Unknown), JournalPath = file,
                 Started = DateTimeOffset.Parse((string)start["time"]!, System.Globalization.CultureInfo.InvariantCulture),
                 Ended = end?["time"] is { } t ? DateTimeOffset.Parse((string)t!, System.Globalization.CultureInfo.InvariantCulture) : null,
                 Manifest = (string?)start["manifest"], Inventory = (string?)start["inventory"],
                 Hosts = ((start["hosts"] as JsonArray) ?? []).Select(h => (string)h!).Select(h => hosts.TryGetValue(h, out var x) ? x
-                    : new HostDeployResult { HostName = h, Status = "NotStarted", Name = name, Rollout = id }).ToList(),
+                    : new HostDeployResult { HostName = h, Status = HostStatus.NotStarted, Name = name, Rollout = id }).ToList(),
             });
         }
         return list.OrderBy(e => e.Started).ToList();

@@ -24,8 +24,8 @@ public sealed class SyncJobStatusCommand : SafeDeployCmdlet
     [ArgumentCompleter(typeof(JobNameCompleter))]
     public string JobName { get; set; } = "";
 
-    // A string, not an enum: a DeployResult's Status (Succeeded, RolledBack, Failed, RollbackFailed) binds here by
-    // property name too and is mapped to completed/failed by the engine.
+    // A string, not an enum: a DeployResult's or HostDeployResult's Status (an engine enum: Succeeded, RolledBack, Failed,
+    // RollbackFailed) binds here by property name too, as its name, and is mapped to completed/failed by the engine.
     [Parameter(Mandatory = true, ParameterSetName = UpdateSet, ValueFromPipelineByPropertyName = true)]
     [ValidateSet("queued", "running", "completed", "failed", "cancelled", "Succeeded", "RolledBack", "RollbackFailed", IgnoreCase = true)]
     public string Status { get; set; } = "";

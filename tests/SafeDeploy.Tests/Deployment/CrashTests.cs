@@ -54,7 +54,7 @@ public class CrashTests
         var refManifest = Arrange(reference);
         using var ps = new PsSession();
         var clean = ps.Run(Invoke(refManifest, reference));
-        Assert.True(clean.AllErrors.Count() == 0 && (string)clean.Prop(0, "Status")! == "Succeeded", clean.Describe());
+        Assert.True(clean.AllErrors.Count() == 0 && clean.Status(0) == "Succeeded", clean.Describe());
         int steps = File.ReadAllLines(Assert.Single(Journals(reference))).Length;
         Assert.True(steps >= 12, $"only {steps} journal records");
         var deployed = Sandbox.Describe(reference.Snapshot());
@@ -96,7 +96,7 @@ public class CrashTests
                 Assert.True(initial == Sandbox.Describe(box.Snapshot()), $"crash after step {i + 1}: sandbox differs\nexpected:\n{initial}\nactual:\n{Sandbox.Describe(box.Snapshot())}");
 
                 var full = ps.Run(Invoke(manifests[i], box));
-                Assert.True(full.AllErrors.Count() == 0 && (string)full.Prop(0, "Status")! == "Succeeded", $"step {i + 1}: {full.Describe()}");
+                Assert.True(full.AllErrors.Count() == 0 && full.Status(0) == "Succeeded", $"step {i + 1}: {full.Describe()}");
                 Assert.Equal(deployed, Sandbox.Describe(box.Snapshot()));
             }
         }
@@ -113,7 +113,7 @@ public class CrashTests
         var refManifest = reference.Write("deploy.yaml", failing);
         using var ps = new PsSession();
         var r = ps.Run(Invoke(refManifest, reference));
-        Assert.Equal("RolledBack", r.Prop(0, "Status"));
+        Assert.Equal("RolledBack", r.Status(0));
         var lines = File.ReadAllLines(Assert.Single(Journals(reference)));
         int first = Array.FindIndex(lines, l => l.Contains("\"type\":\"rollback-start\"")) + 1;
         Assert.True(first > 0);
@@ -142,7 +142,7 @@ public class CrashTests
                 Assert.True(next.AllErrors.Count() == 0, $"step {points[i]}: {next.Describe()}");
                 Assert.True(initial == Sandbox.Describe(boxes[i].Snapshot()), $"crash after rollback step {points[i]}: sandbox differs\n{Sandbox.Describe(boxes[i].Snapshot())}");
                 var history = ps.Run($"Get-SafeDeployHistory crash -StateDirectory '{boxes[i].State}'");
-                Assert.Equal("RolledBack", history.Prop(0, "Status"));
+                Assert.Equal("RolledBack", history.Status(0));
             }
         }
         finally { foreach (var b in boxes) b.Dispose(); }

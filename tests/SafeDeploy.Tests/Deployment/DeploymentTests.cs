@@ -74,7 +74,7 @@ public class DeploymentTests
         var r = ps.Run("Invoke-SafeDeploy -Manifest $m -Root $root -StateDirectory $state", ("m", manifest), ("root", box.Root), ("state", box.State));
 
         var result = Assert.Single(r.Output);
-        Assert.Equal("RolledBack", result.Properties["Status"].Value);
+        Assert.Equal("RolledBack", result.Status());
         Assert.Equal(0, result.Properties["Generation"].Value);
         var err = Assert.Single(r.AllErrors);
         Assert.StartsWith("DeploymentRolledBack", err.FullyQualifiedErrorId);
@@ -87,10 +87,10 @@ public class DeploymentTests
         Assert.Equal("do;undo;", File.ReadAllText(box["script.log"]));
         var phases = ((System.Collections.IEnumerable)result.Properties["Phases"].Value).Cast<object>().Select(PSObject.AsPSObject)
             .ToDictionary(p => (string)p.Properties["Name"].Value, p => p);
-        Assert.Equal("Failed", phases["boom"].Properties["Status"].Value);
+        Assert.Equal("Failed", phases["boom"].Status());
         Assert.Contains("failing on purpose", (string)phases["boom"].Properties["Output"].Value);
         foreach (var name in new[] { "lib", "conf", "json", "marker", "ps" })
-            Assert.Equal("RolledBack", phases[name].Properties["Status"].Value);
+            Assert.Equal("RolledBack", phases[name].Status());
 
         // -ErrorAction Stop makes it terminating, and the host's exit code tells a scheduled task.
         var stop = ps.Run("Invoke-SafeDeploy -Manifest $m -Root $root -StateDirectory $state -ErrorAction Stop", ("m", manifest), ("root", box.Root), ("state", box.State));
@@ -117,7 +117,7 @@ public class DeploymentTests
         Assert.Contains(first.Verbose, v => v == "[ps] script output");
         var parent = first.Progress.First(p => p.Activity == "Deploying full").ActivityId;
         Assert.Contains(first.Progress, p => p.ParentActivityId == parent && p.Activity == "Phase lib");
-        Assert.Equal("Succeeded", first.Prop(0, "Status"));
+        Assert.Equal("Succeeded", first.Status(0));
         Assert.Equal(1, first.Prop(0, "Generation"));
         Assert.Equal(LibV1, File.ReadAllBytes(box.InRoot("/opt/app/lib.so")));
         Assert.Equal("a=1\nkey=new\n", File.ReadAllText(box.InRoot("/etc/app.conf")));
@@ -132,7 +132,7 @@ public class DeploymentTests
 
         var undo = ps.Run("Undo-SafeDeploy -Name full -StateDirectory $state", vars);
         Assert.True(undo.AllErrors.Count() == 0, undo.Describe());
-        Assert.Equal("Undone", undo.Prop(0, "Status"));
+        Assert.Equal("Undone", undo.Status(0));
         Assert.Equal(1, undo.Prop(0, "Generation"));
         // Every file back as generation 1 left it; the marker's undo command (rm) removed what the run re-created.
         var now = box.Snapshot();
@@ -140,7 +140,7 @@ public class DeploymentTests
         Assert.Equal(Sandbox.Describe(afterFirst), Sandbox.Describe(now));
 
         var undo2 = ps.Run("Undo-SafeDeploy full -StateDirectory $state", vars);
-        Assert.Equal("Undone", undo2.Prop(0, "Status"));
+        Assert.Equal("Undone", undo2.Status(0));
         Assert.Equal(Sandbox.Describe(initial), Sandbox.Describe(box.Snapshot()));
 
         var nothing = ps.Run("Undo-SafeDeploy full -StateDirectory $state", vars);
@@ -150,7 +150,7 @@ public class DeploymentTests
         Assert.Equal("full", err.TargetObject);
 
         var history = ps.Run("Get-SafeDeployHistory -Name full -StateDirectory $state", vars);
-        Assert.Equal(["Undone", "Undone"], history.Output.Select(o => (string)o.Properties["Status"].Value));
+        Assert.Equal(["Undone", "Undone"], history.Output.Select(o => o.Status()));
         Assert.Equal([1, 2], history.Output.Select(o => (int)o.Properties["Generation"].Value));
 
         var unknown = ps.Run("Get-SafeDeployHistory -Name ghost -StateDirectory $state", vars);
@@ -223,7 +223,7 @@ public class DeploymentTests
         Assert.Equal(Sandbox.Describe(before), Sandbox.Describe(box.Snapshot()));
         using var ps = new PsSession();
         var history = ps.Run("Get-SafeDeployHistory interrupted -StateDirectory $state", ("state", box.State));
-        Assert.Equal("RolledBack", history.Prop(0, "Status"));
+        Assert.Equal("RolledBack", history.Status(0));
     }
 
     /// <summary>Starts the deployment and stops it (Ctrl+C) once its slow phase is running.</summary>

@@ -35,7 +35,7 @@ public class DiskFullTests(ITestOutputHelper output)
         {
             using var fs = new Tmpfs(box[$"state-{inodes}"], $"size=4m,nr_inodes={inodes}");
             var r = ps.Run("Invoke-SafeDeploy -Manifest $m -Root $root -StateDirectory $s -Confirm:$false", ("m", manifest), ("root", box.Root), ("s", fs.Path));
-            var status = r.Output.Count == 1 ? r.Prop(0, "Status") as string : null;
+            var status = r.Output.Count == 1 ? r.Status(0) : null;
             output.WriteLine($"nr_inodes={inodes}: {status ?? "terminating error"} {r.AllErrors.FirstOrDefault()?.FullyQualifiedErrorId}");
             if (status == "Succeeded")
             {
@@ -43,7 +43,7 @@ public class DiskFullTests(ITestOutputHelper output)
                 var phases = (IEnumerable<object>)r.Prop(0, "Phases")!;
                 foreach (var p in phases.Select(System.Management.Automation.PSObject.AsPSObject))
                 {
-                    Assert.Equal("Succeeded", p.Properties["Status"].Value);
+                    Assert.Equal("Succeeded", p.Status());
                     Assert.True(File.Exists((string)p.Properties["LogPath"].Value), $"log of {p.Properties["Name"].Value} missing");
                 }
                 Assert.Empty(r.AllErrors);
@@ -61,7 +61,7 @@ public class DiskFullTests(ITestOutputHelper output)
                 Assert.Contains(status, new[] { "Failed", "RolledBack" });
                 var history = ps.Run("Get-SafeDeployHistory disk -StateDirectory $s", ("s", fs.Path));
                 Assert.True(history.Output.Count >= 1, history.Describe());
-                Assert.Equal(status, history.Output[^1].Properties["Status"].Value); // the journal is closed as what happened
+                Assert.Equal(status, history.Output[^1].Status()); // the journal is closed as what happened
             }
         }
         output.WriteLine($"{failedRuns} runs failed on a full state directory ({logFailures} at a phase log); then one succeeded");

@@ -26,7 +26,7 @@ public class HistoryTests
         Assert.Equal(2, Deploy(ok, box.Root));
 
         var history = ps.Run("Get-SafeDeployHistory gens -StateDirectory $s", ("s", box.State)).Output;
-        var rows = history.Select(h => ((string)h.Properties["Status"].Value, (int)h.Properties["Generation"].Value, h.Properties["Root"].Value as string)).ToList();
+        var rows = history.Select(h => (h.Status(), (int)h.Properties["Generation"].Value, h.Properties["Root"].Value as string)).ToList();
         Assert.Equal([("Succeeded", 1, null), ("Succeeded", 1, box.Root), ("Failed", 0, null), ("Succeeded", 2, null), ("Succeeded", 2, box.Root)], rows);
     }
 }

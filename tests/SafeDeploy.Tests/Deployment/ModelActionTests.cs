@@ -29,18 +29,18 @@ public class ModelActionTests
         var vars = new (string, object?)[] { ("root", box.Root), ("state", box.State) };
         var r = ps.Run($"Invoke-SafeDeploy '{good}' -Root $root -StateDirectory $state", vars);
         Assert.True(r.AllErrors.Count() == 0, r.Describe());
-        Assert.Equal("Succeeded", r.Prop(0, "Status"));
+        Assert.Equal("Succeeded", r.Status(0));
         Assert.Equal(bytes, File.ReadAllBytes(box.InRoot("/opt/models/model.bin")));
         Assert.NotEmpty(Directory.GetFiles(box.InRoot("/var/cache/models"), "model.bin", SearchOption.AllDirectories));
 
         var undo = ps.Run("Undo-SafeDeploy withmodel -StateDirectory $state", vars);
-        Assert.Equal("Undone", undo.Prop(0, "Status"));
+        Assert.Equal("Undone", undo.Status(0));
         Assert.False(File.Exists(box.InRoot("/opt/models/model.bin")));
         Assert.False(Directory.Exists(box.InRoot("/opt")));
 
         var bad = box.Write("bad.yaml", Manifest(new string('0', 64)));
         var failed = ps.Run($"Invoke-SafeDeploy '{bad}' -Root $root -StateDirectory $state", vars);
-        Assert.NotEqual("Succeeded", failed.Prop(0, "Status"));
+        Assert.NotEqual("Succeeded", failed.Status(0));
         Assert.Single(failed.AllErrors);
         Assert.False(File.Exists(box.InRoot("/opt/models/model.bin")));
     }

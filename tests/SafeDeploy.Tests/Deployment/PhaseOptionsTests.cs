@@ -29,11 +29,11 @@ public class PhaseOptionsTests
         using var ps = new PsSession();
         var r = ps.Run($"Invoke-SafeDeploy '{m}' -Root '{box.Root}' -StateDirectory '{box.State}'");
         Assert.True(r.AllErrors.Count() == 0, r.Describe());
-        Assert.Equal("Succeeded", r.Prop(0, "Status"));
+        Assert.Equal("Succeeded", r.Status(0));
         var phases = Phases(r);
-        Assert.Equal("Failed", phases["gpu-tuning"].Properties["Status"].Value);
-        Assert.Equal("Skipped", phases["after-tuning"].Properties["Status"].Value);
-        Assert.Equal("Succeeded", phases["main"].Properties["Status"].Value);
+        Assert.Equal("Failed", phases["gpu-tuning"].Status());
+        Assert.Equal("Skipped", phases["after-tuning"].Status());
+        Assert.Equal("Succeeded", phases["main"].Status());
         Assert.Contains(r.Warnings, w => w.Contains("gpu-tuning"));
     }
 
@@ -53,8 +53,8 @@ public class PhaseOptionsTests
             """);
         using var ps = new PsSession();
         var r = ps.Run($"Invoke-SafeDeploy '{m}' -Root '{box.Root}' -StateDirectory '{box.State}'");
-        Assert.Equal("RolledBack", r.Prop(0, "Status"));
-        Assert.Equal("TimedOut", Phases(r)["hang"].Properties["Status"].Value);
+        Assert.Equal("RolledBack", r.Status(0));
+        Assert.Equal("TimedOut", Phases(r)["hang"].Status());
         Assert.False(File.Exists(box.InRoot("/etc/slow.conf")));
         Assert.False(Directory.Exists(box.InRoot("/etc")));
     }
@@ -81,12 +81,12 @@ public class PhaseOptionsTests
             """);
         using var ps = new PsSession();
         var r = ps.Run($"Invoke-SafeDeploy '{m}' -Root '{box.Root}' -StateDirectory '{box.State}'");
-        Assert.Equal("RolledBack", r.Prop(0, "Status"));
+        Assert.Equal("RolledBack", r.Status(0));
         var phases = Phases(r);
-        Assert.Equal("RolledBack", phases["slow"].Properties["Status"].Value);   // finished, then undone
-        Assert.Equal("Failed", phases["fails"].Properties["Status"].Value);
-        Assert.Equal("Skipped", phases["never"].Properties["Status"].Value);
-        Assert.Equal("Skipped", phases["later"].Properties["Status"].Value);    // its dependency succeeded, but no new phase starts
+        Assert.Equal("RolledBack", phases["slow"].Status());   // finished, then undone
+        Assert.Equal("Failed", phases["fails"].Status());
+        Assert.Equal("Skipped", phases["never"].Status());
+        Assert.Equal("Skipped", phases["later"].Status());    // its dependency succeeded, but no new phase starts
         Assert.Equal("done\nundone\n", File.ReadAllText(box["slow.log"]));
         Assert.False(File.Exists(box["never.log"]));
         Assert.False(File.Exists(box["later.log"]));

@@ -17,7 +17,7 @@ public class RetentionTests
         {
             box.Write("conf", $"v{v}\n");
             var r = ps.Run("Invoke-SafeDeploy $m -Root $root -StateDirectory $s", ("m", manifest), ("root", box.Root), ("s", box.State));
-            Assert.True((string?)r.Prop(0, "Status") == "Succeeded", r.Describe());
+            Assert.True(r.Status(0) == "Succeeded", r.Describe());
             ids.Add((string)r.Prop(0, "Id")!);
         }
         var runs = Path.Combine(box.State, "state", "deployments", "keep");

@@ -57,7 +57,7 @@ public class RootJailTests
         var r = ps.Run("Invoke-SafeDeploy $m -Root $root -StateDirectory $s", ("m", manifest), ("root", box.Root), ("s", box.State));
         Assert.Equal(before, Listing(outside));
         // Installing over the planted final link replaces the link itself, inside the root; undo puts the link back.
-        Assert.True((string?)r.Prop(0, "Status") == "Succeeded", r.Describe());
+        Assert.True(r.Status(0) == "Succeeded", r.Describe());
         Assert.Equal("new library\n", File.ReadAllText(Path.Combine(srv, "keep.conf")));
         Assert.Null(new FileInfo(Path.Combine(srv, "keep.conf")).LinkTarget);
         var undo = ps.Run("Undo-SafeDeploy jail -StateDirectory $s -Confirm:$false", ("s", box.State));
@@ -120,7 +120,7 @@ public class RootJailTests
         var shown = whatIf.StdOut + whatIf.StdErr;
         Assert.True(whatIf.ExitCode == 0 && shown.Contains("line 2 (hidden)"), whatIf.ToString());
         var r = ps.Run("Invoke-SafeDeploy $m -Root $root -StateDirectory $s -Verbose", ("m", manifest), ("root", box.Root), ("s", box.State));
-        Assert.True((string?)r.Prop(0, "Status") == "Succeeded", r.Describe());
+        Assert.True(r.Status(0) == "Succeeded", r.Describe());
         var phase = System.Management.Automation.PSObject.AsPSObject(((System.Collections.IEnumerable)r.Prop(0, "Phases")!).Cast<object>().Single());
         var output = (string)phase.Properties["Output"].Value;
         var log = File.ReadAllText((string)phase.Properties["LogPath"].Value);

@@ -20,7 +20,7 @@ public class TryModeTests
     static string Status(Sandbox box)
     {
         using var ps = new PsSession();
-        return (string)ps.Run("Get-SafeDeployHistory trial -StateDirectory $s", ("s", box.State)).Output[^1].Properties["Status"].Value;
+        return ps.Run("Get-SafeDeployHistory trial -StateDirectory $s", ("s", box.State)).Output[^1].Status();
     }
 
     [Fact]
@@ -183,6 +183,6 @@ public class TryModeTests
         var confirm = ps.Run("Confirm-SafeDeploy -Name trial -StateDirectory $s", ("s", box.State));
         Assert.True(confirm.AllErrors.Count() == 0, confirm.Describe());
         var after = ps.Run("Invoke-SafeDeploy $m -Root $r -StateDirectory $s", ("m", manifest), ("r", box.Root), ("s", box.State));
-        Assert.True(after.AllErrors.Count() == 0 && (string?)after.Prop(0, "Status") == "Succeeded", after.Describe());
+        Assert.True(after.AllErrors.Count() == 0 && after.Status(0) == "Succeeded", after.Describe());
     }
 }

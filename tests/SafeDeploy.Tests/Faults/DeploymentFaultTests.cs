@@ -349,7 +349,7 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
         Assert.True(o.ExitCode == 137, "the deployment was to kill itself before its second rename:\n" + o);
     }
 
-    static string? EndStatus(string dir) =>
+    static Engine.Deployment.DeployStatus? EndStatus(string dir) =>
         Directory.GetFiles(Path.Combine(dir, "state", "state", "deployments", "sweep"), "*.journal")
             .Select(Engine.Deployment.JournalView.Load).Single().EndStatus;
 
@@ -366,7 +366,7 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
         var line = ResultLine(counting.Outcome, "count");
         Assert.True(line is not null && line.Contains("NothingToUndo", StringComparison.Ordinal), counting.Outcome.ToString());
         Assert.Equal(old, Snapshot(countDir));
-        Assert.Equal("RolledBack", EndStatus(countDir));
+        Assert.Equal(Engine.Deployment.DeployStatus.RolledBack, EndStatus(countDir));
         int calls = Assert.Single(counting.Segments).Calls.Count;
         Assert.True(calls >= 10, $"only {calls} calls counted:\n{counting.Log}");
         output.WriteLine($"recovery: {calls} I/O calls: " +
@@ -392,7 +392,7 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
             var what = $"recover-{n} ({injected.Syscall} {injected.Path.Replace(dir, "<dir>")})";
             if (result is null) { problems.Add($"{what}: no result line"); continue; }
             var end = EndStatus(dir);
-            if (end == "RolledBack")
+            if (end == Engine.Deployment.DeployStatus.RolledBack)
             {
                 recovered++;
                 if (Snapshot(dir) != old) problems.Add($"{what}: the journal says RolledBack but the sandbox is not the old one:\n{Snapshot(dir)}");
@@ -400,7 +400,7 @@ public sealed class DeploymentFaultTests(ITestOutputHelper output) : IDisposable
             else
             {
                 stopped++;
-                if (end is not (null or "RollbackFailed")) problems.Add($"{what}: the journal ends {end}");
+                if (end is not (null or Engine.Deployment.DeployStatus.RollbackFailed)) problems.Add($"{what}: the journal ends {end}");
                 if (!NamesCause(result, FaultInjector.EIO)) problems.Add($"{what}: the error does not name the cause: {result}");
             }
         }

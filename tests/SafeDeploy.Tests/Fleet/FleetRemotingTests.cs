@@ -31,7 +31,7 @@ public class FleetRemotingTests(RemotingFleet shared, ITestOutputHelper output) 
         return ps.Run(script, variables);
     }
 
-    static string Status(PSObject o) => (string)o.Properties["Status"].Value;
+    static string Status(PSObject o) => o.Status();
 
     static string HostOf(PSObject o) => (string)o.Properties["HostName"].Value;
 

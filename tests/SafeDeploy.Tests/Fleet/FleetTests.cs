@@ -57,7 +57,7 @@ public class FleetTests
     {
         Assert.True(r.Output.Count > 0, r.Describe());
         return r.Output.GroupBy(o => (string)o.Properties["HostName"].Value).ToDictionary(g => g.Key,
-            g => ((string)g.Last().Properties["Status"].Value, (int)g.Last().Properties["Batch"].Value));
+            g => (g.Last().Status(), (int)g.Last().Properties["Batch"].Value));
     }
 
     [Fact]
@@ -101,7 +101,7 @@ public class FleetTests
         Assert.Equal(("Failed", 2), final["h3"]);
         Assert.Equal(("NotStarted", 3), final["h4"]);
         // Newest first: h2 (wave 2) is undone before h1 (the canary).
-        var order = r.Output.Where(o => (string)o.Properties["Status"].Value == "RolledBack").Select(o => (string)o.Properties["HostName"].Value).ToList();
+        var order = r.Output.Where(o => o.Status() == "RolledBack").Select(o => (string)o.Properties["HostName"].Value).ToList();
         Assert.Equal(["h2", "h1"], order);
         Assert.StartsWith("RolloutRolledBack", Assert.Single(r.Errors).FullyQualifiedErrorId);
         foreach (var h in fleet.Hosts) Assert.Equal(before[h.Name], SshFleet.Snapshot(h.Root));
@@ -132,10 +132,10 @@ public class FleetTests
         using var ps = new PsSession();
         var history = ps.Run("Get-SafeDeployHistory -Rollout -StateDirectory $s", ("s", fleet.Dir["controller"]));
         var entry = Assert.Single(history.Output);
-        Assert.Equal("Failed", entry.Properties["Status"].Value);
+        Assert.Equal("Failed", entry.Status());
         Assert.Equal("fleetapp", entry.Properties["Name"].Value);
         var hosts = ((System.Collections.IEnumerable)entry.Properties["Hosts"].Value).Cast<object>()
-            .Select(o => System.Management.Automation.PSObject.AsPSObject(o)).Select(o => $"{o.Properties["HostName"].Value}:{o.Properties["Status"].Value}");
+            .Select(o => System.Management.Automation.PSObject.AsPSObject(o)).Select(o => $"{o.Properties["HostName"].Value}:{o.Status()}");
         Assert.Equal(["h1:Succeeded", "h2:Unreachable", "h3:Succeeded"], hosts);
     }
 }

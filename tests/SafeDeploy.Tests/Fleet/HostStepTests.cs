@@ -45,7 +45,7 @@ public class HostStepTests
         var done = dir["h1.result"];
 
         var first = Step(dir, Request("deploy", dir, done, manifest, root), runner);
-        Assert.Equal(("Succeeded", 1, runner), (first.Status, first.Generation, first.Via));
+        Assert.Equal((RemoteStatus.Succeeded, 1, runner), (first.Status, first.Generation, first.Via));
         Assert.Equal("library bytes v2\n", File.ReadAllText(Path.Combine(root, "opt/fleet/lib/libfleet.so")));
         Assert.Equal("/usr/lib/other.so\n/opt/fleet/lib/libfleet.so\n", File.ReadAllText(Path.Combine(root, "etc/ld.so.preload")));
         Assert.Equal("run\n", File.ReadAllText(dir["runs.log"]));
@@ -56,14 +56,14 @@ public class HostStepTests
         Assert.Equal("run\n", File.ReadAllText(dir["runs.log"]));
 
         var undone = Step(dir, Request("rollback", dir, done), runner);
-        Assert.Equal(("Undone", first.Id), (undone.Status, undone.Id));
+        Assert.Equal((RemoteStatus.Undone, first.Id), (undone.Status, undone.Id));
         Assert.False(Directory.Exists(Path.Combine(root, "opt")));
         Assert.Equal("/usr/lib/other.so\n", File.ReadAllText(Path.Combine(root, "etc/ld.so.preload")));
         var twice = Step(dir, Request("rollback", dir, done), runner);
-        Assert.Equal(("Undone", undone.Generation), (twice.Status, twice.Generation));
+        Assert.Equal((RemoteStatus.Undone, undone.Generation), (twice.Status, twice.Generation));
 
         // A host this rollout never deployed has nothing to roll back.
-        Assert.Equal("NotDeployed", Step(dir, Request("rollback", dir, dir["h2.result"]), runner).Status);
+        Assert.Equal(RemoteStatus.NotDeployed, Step(dir, Request("rollback", dir, dir["h2.result"]), runner).Status);
     }
 
     [Fact]
@@ -74,7 +74,7 @@ public class HostStepTests
         Directory.CreateDirectory(Path.Combine(root, "etc"));
         File.WriteAllText(Path.Combine(root, "etc/ld.so.preload"), "/usr/lib/other.so\n");
         var r = Step(dir, Request("deploy", dir, dir["h1.result"], WriteManifest(dir), root, trySeconds: 2), "native");
-        Assert.True(r.Status == "Succeeded" && r.RollbackAt is not null, $"{r.Status}: {r.Error}");
+        Assert.True(r.Status == RemoteStatus.Succeeded && r.RollbackAt is not null, $"{r.Status}: {r.Error}");
         Assert.Contains("/opt/fleet/lib/libfleet.so", File.ReadAllText(Path.Combine(root, "etc/ld.so.preload")));
 
         // The step has no PowerShell of its own: its watchdog is the safedeploy beside it, which undoes the unconfirmed run.
@@ -99,7 +99,7 @@ public class HostStepTests
         Directory.CreateDirectory(root);
         var manifest = dir.Write("bad.yaml", "name: fleetapp\nphases:\n  - name: x\n    install: { source: nothing.so, target: relative/path }\n");
         var r = Step(dir, Request("deploy", dir, dir["h1.result"], manifest, root), runner);
-        Assert.Equal("Error", r.Status);
+        Assert.Equal(RemoteStatus.Error, r.Status);
         Assert.Matches(@"^Manifest\w+: ", r.Error);
         Assert.Empty(Directory.EnumerateFileSystemEntries(root));
         Assert.False(File.Exists(dir["h1.result"]));

@@ -20,8 +20,24 @@ public sealed class PsResult
 
     public object? Prop(int index, string name) => Output[index].Properties[name]?.Value;
 
+    /// <summary>The name of output <paramref name="index"/>'s Status (see <see cref="StatusProperty"/>).</summary>
+    public string Status(int index) => Output[index].Status();
+
     public string Describe() =>
         $"output: [{string.Join(", ", Output)}]\nerrors: [{string.Join("\n", AllErrors.Select(e => $"{e.FullyQualifiedErrorId}: {e}"))}]\nwarnings: [{string.Join("\n", Warnings)}]";
+}
+
+/// <summary>
+/// A result's Status read through PowerShell. It is an engine enum from the module's own load context (not the type the
+/// tests compile against), so it is compared by name; anything but an enum there is a failure.
+/// </summary>
+public static class StatusProperty
+{
+    public static string Status(this PSObject o) => o.Properties["Status"]?.Value switch
+    {
+        Enum e => e.ToString(),
+        var v => throw new Xunit.Sdk.XunitException($"Status is {(v is null ? "missing" : $"a {v.GetType().FullName} ('{v}')")}, not a status enum."),
+    };
 }
 
 /// <summary>

@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using System.Security.Cryptography;
 using System.Text.Json;
+using SafeDeploy.Tests.Deployment;
 using SafeDeploy.Tests.Infrastructure;
 using Xunit;
 
@@ -154,6 +155,30 @@ public class JobStatusCmdletTests
         Assert.NotNull(remote.Show("data/status/b.json"));
         var changed = GitRemote.Git(remote.BarePath, "show", "--name-only", "--format=", "main").Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(["data/status/a.json", "data/status/b.json"], changed.Order());
+    }
+
+    [Fact]
+    public void Sync_RealResultsPiped_BindTheirEnumStatusByName()
+    {
+        // Invoke-SafeDeploy's results carry a DeployStatus enum, a rollout's a HostStatus: -Status (a string) takes its name.
+        using var remote = new GitRemote();
+        var clone = remote.Clone("c1");
+        using var box = new Sandbox();
+        var ok = box.Write("ok.yaml", "name: deploy-ok\nphases:\n  - name: mark\n    run: { command: 'true', undo: 'true' }\n");
+        var bad = box.Write("bad.yaml", "name: deploy-bad\nphases:\n  - name: mark\n    run: { command: 'true', undo: 'true' }\n  - name: boom\n    dependsOn: mark\n    run: exit 3\n");
+        using var ps = new PsSession();
+        var r = ps.Run("""
+            $results = @(Invoke-SafeDeploy -Manifest $ok -Root $root -StateDirectory $state) +
+                       @(Invoke-SafeDeploy -Manifest $bad -Root $root -StateDirectory $state -ErrorAction SilentlyContinue)
+            $hostStatus = $results[0].Status.GetType().Assembly.GetType('SafeDeploy.Engine.Fleet.HostStatus')
+            $results += [pscustomobject]@{ Name = 'deploy-host'; Status = [Enum]::Parse($hostStatus, 'RollbackFailed') }
+            $results | Sync-JobStatus -Repository $repo
+            """, ("ok", ok), ("bad", bad), ("root", box.Root), ("state", box.State), ("repo", clone));
+        Assert.True(r.AllErrors.Count() == 0, r.Describe());
+        Assert.Equal(["completed", "failed", "failed"], r.Output.Select(o => (string)o.Properties["Status"].Value));
+        Assert.Equal("completed", Json(remote.Show("data/status/deploy-ok.json")).GetProperty("status").GetString());
+        Assert.Equal("failed", Json(remote.Show("data/status/deploy-bad.json")).GetProperty("status").GetString());
+        Assert.Equal("failed", Json(remote.Show("data/status/deploy-host.json")).GetProperty("status").GetString());
     }
 
     [Fact]

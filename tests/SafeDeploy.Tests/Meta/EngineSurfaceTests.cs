@@ -15,8 +15,8 @@ namespace SafeDeploy.Tests.Meta;
 /// </summary>
 public class EngineSurfaceTests
 {
-    /// <summary>A little above the count today (22): a new public type is a decision, not a default.</summary>
-    const int PublicTypeBound = 27;
+    /// <summary>A little above the count today (26: 22 and the four status enums of output types): a new public type is a decision, not a default.</summary>
+    const int PublicTypeBound = 30;
 
     const string Rule = "New engine types are internal unless a cmdlet writes them to the pipeline or users name them (CONTRIBUTING.md, 'Where things go').";
 

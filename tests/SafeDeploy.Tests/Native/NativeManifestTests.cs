@@ -63,7 +63,7 @@ public class NativeManifestTests
         var r = ps.Run("Invoke-SafeDeploy -Manifest $m -Root $root -StateDirectory $state -Variables $vars",
             ("m", DeployedShim.Manifest), ("root", box.Root), ("state", state), ("vars", vars));
         foreach (var pidText in Directory.Exists(box["/run"]) ? Directory.GetFiles(box["/run"]).Select(File.ReadAllText) : []) box.Track(int.Parse(pidText.Trim()));
-        Assert.True(r.Output.Count == 1 && (string)r.Prop(0, "Status")! == "RolledBack", r.Describe());
+        Assert.True(r.Output.Count == 1 && r.Status(0) == "RolledBack", r.Describe());
         Assert.False(File.Exists(box["/etc/ld.so.preload"]));
         Assert.False(File.Exists(box["/opt/shim/lib/libshim.so"]));
         Assert.False(Directory.Exists(box["/opt/shim"])); // the directories the install created are gone too

@@ -319,7 +319,7 @@ public class ServiceManagerTests
                 .Select(v => v.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
         }
         foreach (var f in new[] { "/run/plain.pid", "/run/asked.pid" }.Where(f => File.Exists(box[f]))) EnvironOf(f); // tracked for cleanup
-        Assert.True(r.Output.Count == 1 && (string)r.Prop(0, "Status")! == "Succeeded", r.Describe());
+        Assert.True(r.Output.Count == 1 && r.Status(0) == "Succeeded", r.Describe());
 
         var plain = EnvironOf("/run/plain.pid");
         Assert.Equal("hello", plain["SPEC_VAR"]);

@@ -23,7 +23,7 @@ public sealed class DeployedShim : IDisposable
         Build = Path.Combine(Box.Path, "build");
         Ps = new PsSession();
         var first = Deploy(NextVersion());
-        if (first.Prop(0, "Status") as string != "Succeeded") throw new InvalidOperationException("baseline deployment failed:\n" + first.Describe());
+        if (first.Status(0) != "Succeeded") throw new InvalidOperationException("baseline deployment failed:\n" + first.Describe());
     }
 
     public ShimSandbox Box { get; }
@@ -54,7 +54,7 @@ public sealed class DeployedShim : IDisposable
     {
         var r = Ps.Run("Invoke-SafeDeploy -Manifest $m -Root $root -StateDirectory $state -Variables $vars",
             ("m", Manifest), ("root", Box.Root), ("state", State), ("vars", Variables(version, extra)));
-        if (r.Output.Count == 1 && r.Prop(0, "Status") as string == "Succeeded") CurrentVersion = version;
+        if (r.Output.Count == 1 && r.Status(0) == "Succeeded") CurrentVersion = version;
         Box.CurrentPid();
         TrackPid();
         return r;
@@ -103,11 +103,11 @@ public sealed class DeployedShimCollection : ICollectionFixture<DeployedShim> { 
 [Collection("DeployedShim")]
 public class ShimDeploymentTests(DeployedShim shim)
 {
-    static string Status(PsResult r) => (string)r.Prop(0, "Status")!;
+    static string Status(PsResult r) => r.Status(0);
 
     static Dictionary<string, (string Status, string? Error, string Output)> Phases(PsResult r) =>
         ((IEnumerable)r.Prop(0, "Phases")!).Cast<object>().Select(PSObject.AsPSObject)
-            .ToDictionary(p => (string)p.Properties["Name"].Value, p => ((string)p.Properties["Status"].Value, p.Properties["Error"].Value as string, (string)p.Properties["Output"].Value));
+            .ToDictionary(p => (string)p.Properties["Name"].Value, p => (p.Status(), p.Properties["Error"].Value as string, (string)p.Properties["Output"].Value));
 
     [Fact]
     public void GoodShim_Deploys_HealthyAndMapped_AsANewGeneration()
@@ -126,7 +126,7 @@ public class ShimDeploymentTests(DeployedShim shim)
 
         var history = shim.Ps.Run("Get-SafeDeployHistory -Name shim -StateDirectory $state", ("state", shim.State));
         var last = history.Output[^1];
-        Assert.Equal("Succeeded", last.Properties["Status"].Value);
+        Assert.Equal("Succeeded", last.Status());
         Assert.Equal(generation, last.Properties["Generation"].Value);
         Assert.Equal(generation, CurrentGeneration());
     }
@@ -274,7 +274,7 @@ public class ShimDeploymentTests(DeployedShim shim)
         shim.AssertServing(version); // deployed, on trial
 
         var deadline = DateTime.UtcNow.AddSeconds(60);
-        string LastStatus() => (string)shim.Ps.Run("(Get-SafeDeployHistory -Name shim -StateDirectory $state)[-1].Status", ("state", shim.State)).Output[^1].BaseObject;
+        string? LastStatus() => shim.Ps.Run("(Get-SafeDeployHistory -Name shim -StateDirectory $state)[-1]", ("state", shim.State)).Output[^1].Status();
         while (LastStatus() != "Undone" && DateTime.UtcNow < deadline) Thread.Sleep(250);
         Assert.Equal("Undone", LastStatus());
         shim.TrackPid();
