@@ -68,9 +68,14 @@ public class FleetHostTests
             """);
         try
         {
-            var r = Rollout(Path.Combine(RepoPaths.Root, "examples", "shim", "deploy.yaml"), inventory, fleet.Dir["controller"], "-BatchSize 1,100% -ThrottleLimit 7");
+            // The hosts without pwsh get the package's one file: the shim's build, canary, service and health check run in
+            // its native step there.
+            var r = Rollout(Path.Combine(RepoPaths.Root, "examples", "shim", "deploy.yaml"), inventory, fleet.Dir["controller"], "-BatchSize 1,100% -ThrottleLimit 7 -Verbose",
+                Packaged.SingleFile);
             var final = Final(r);
             Assert.True(final.Values.All(v => v.Status == "Succeeded"), r.Describe());
+            Assert.All(fleet.Hosts.Skip(1), x => Assert.Contains(r.Verbose, v => v.StartsWith($"Host '{x.Name}': Succeeded", StringComparison.Ordinal)
+                && v.Contains("(ssh, the host's native step: neither PowerShell nor .NET)", StringComparison.Ordinal)));
             Assert.Equal(1, final["h1"].Batch);
             Assert.All(fleet.Hosts.Skip(1), x => Assert.Equal(2, final[x.Name].Batch));
             foreach (var x in fleet.Hosts)

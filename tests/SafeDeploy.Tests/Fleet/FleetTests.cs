@@ -45,11 +45,11 @@ public class FleetTests
 
     internal static string Vars(TestHost h, string more = "") => $"    variables:\n      counter: {Counter(h)}\n{more}";
 
-    internal static PsResult Rollout(string manifest, string inventory, string stateDir, string extra = "")
+    internal static PsResult Rollout(string manifest, string inventory, string stateDir, string extra = "", string? hostExecutable = null)
     {
         using var ps = new PsSession();
         return ps.Run($"Invoke-SafeDeploy -Manifest $m -Inventory $i -StateDirectory $s -HostExecutable $x {extra}",
-            ("m", manifest), ("i", inventory), ("s", stateDir), ("x", RepoPaths.HostExecutable));
+            ("m", manifest), ("i", inventory), ("s", stateDir), ("x", hostExecutable ?? RepoPaths.HostExecutable));
     }
 
     /// <summary>The last result per host (the final state).</summary>
