@@ -81,14 +81,25 @@ internal static class JobStatusNames
 {
     public static readonly IReadOnlyList<string> All = ["queued", "running", "completed", "failed", "cancelled"];
 
-    /// <summary>Normalises a status word; a DeployResult's outcome maps to completed (Succeeded) or failed (the rest).</summary>
+    /// <summary>
+    /// Normalises a status word; a DeployResult's or HostDeployResult's outcome maps to completed (Succeeded), cancelled
+    /// (NotStarted: the rollout stopped before the host) or failed (the rest, Unreachable included).
+    /// </summary>
     public static string Normalize(string status) => status.Trim().ToLowerInvariant() switch
     {
         "succeeded" => "completed",
-        "rolledback" or "rollbackfailed" => "failed",
+        "rolledback" or "rollbackfailed" or "unreachable" => "failed",
+        "notstarted" => "cancelled",
         var s when All.Contains(s) => s,
         _ => throw new Errors.SafeDeployException("InvalidJobStatus", Errors.ErrorKind.InvalidArgument, status,
-            $"'{status}' is not a job status. Use one of: {string.Join(", ", All)} (or a DeployResult outcome: Succeeded, RolledBack, Failed, RollbackFailed).",
+            $"'{status}' is not a job status. Use one of: {string.Join(", ", All)} (or a deployment's outcome: Succeeded, RolledBack, Failed, RollbackFailed, Unreachable, NotStarted).",
             "Pass one of the listed status words."),
     };
+
+    /// <summary>
+    /// The job of <paramref name="jobName"/> on <paramref name="hostName"/>: "name.host" (characters a job name cannot hold
+    /// become '_'), so the hosts of one rollout each keep their own status file; the name alone without a host.
+    /// </summary>
+    public static string ForHost(string jobName, string? hostName) => hostName is null ? jobName
+        : jobName + "." + new string(hostName.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '_').ToArray()).TrimStart('.');
 }

@@ -25,10 +25,16 @@ public sealed class SyncJobStatusCommand : SafeDeployCmdlet
     public string JobName { get; set; } = "";
 
     // A string, not an enum: a DeployResult's or HostDeployResult's Status (an engine enum: Succeeded, RolledBack, Failed,
-    // RollbackFailed) binds here by property name too, as its name, and is mapped to completed/failed by the engine.
+    // RollbackFailed, Unreachable, NotStarted) binds here by property name too, as its name, and is mapped to
+    // completed/failed/cancelled by the engine.
     [Parameter(Mandatory = true, ParameterSetName = UpdateSet, ValueFromPipelineByPropertyName = true)]
-    [ValidateSet("queued", "running", "completed", "failed", "cancelled", "Succeeded", "RolledBack", "RollbackFailed", IgnoreCase = true)]
+    [ValidateSet("queued", "running", "completed", "failed", "cancelled", "Succeeded", "RolledBack", "RollbackFailed", "Unreachable", "NotStarted", IgnoreCase = true)]
     public string Status { get; set; } = "";
+
+    // A rollout's results (HostDeployResult) bind their HostName: each host keeps a status of its own.
+    [Parameter(ParameterSetName = UpdateSet, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string? HostName { get; set; }
 
     [Parameter(ParameterSetName = UpdateSet, ValueFromPipelineByPropertyName = true)] [ValidateRange(0, 100)] public int? Progress { get; set; }
 
@@ -63,12 +69,13 @@ public sealed class SyncJobStatusCommand : SafeDeployCmdlet
             catch (Exception e) when (IsReportable(e)) { WriteError(ErrorMapper.ToRecord(e, repo)); }
             return;
         }
-        if (!ShouldProcess($"{JobName} in {repo}", $"Record status '{Status}'{(NoPush ? "" : $" and push it to {Remote}")}")) return;
+        if (!ShouldProcess($"{JobStatusNames.ForHost(JobName, HostName)} in {repo}", $"Record status '{Status}'{(NoPush ? "" : $" and push it to {Remote}")}")) return;
         var update = new JobStatusUpdate
         {
-            JobName = JobName, Status = Status, Progress = Progress, Message = Message,
+            JobName = JobStatusNames.ForHost(JobName, HostName), Status = Status, Progress = Progress, Message = Message,
             Data = Data is null ? null : ((IDictionary)Unwrap(Data)!).Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value),
         };
+        if (HostName is not null) update = update with { Host = HostName };
         try { WriteObject(RunEngine((reporter, token) => JobStatusSync.Sync(update, options with { Reporter = reporter }, token))); }
         catch (Exception e) when (IsReportable(e)) { WriteError(ErrorMapper.ToRecord(e, JobName)); }
     }

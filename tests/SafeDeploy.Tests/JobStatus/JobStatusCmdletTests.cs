@@ -182,6 +182,36 @@ public class JobStatusCmdletTests
     }
 
     [Fact]
+    public void Sync_ARolloutsHostResultsPiped_KeepOneStatusPerHost_UnreachableFails_NotStartedIsCancelled()
+    {
+        // A rollout writes one HostDeployResult per host (Name, HostName, a HostStatus): each host gets its own job file.
+        using var remote = new GitRemote();
+        var clone = remote.Clone("c1");
+        using var box = new Sandbox();
+        var ok = box.Write("ok.yaml", "name: shim\nphases:\n  - name: mark\n    run: { command: 'true', undo: 'true' }\n");
+        using var ps = new PsSession();
+        var r = ps.Run("""
+            $type = (Invoke-SafeDeploy -Manifest $ok -Root $root -StateDirectory $state).Status.GetType().Assembly.GetType('SafeDeploy.Engine.Fleet.HostStatus')
+            @(
+                [pscustomobject]@{ Name = 'shim'; HostName = 'gpu01'; Status = [Enum]::Parse($type, 'Succeeded') }
+                [pscustomobject]@{ Name = 'shim'; HostName = 'gpu02'; Status = [Enum]::Parse($type, 'Unreachable') }
+                [pscustomobject]@{ Name = 'shim'; HostName = 'root@10.0.0.5'; Status = [Enum]::Parse($type, 'NotStarted') }
+                [pscustomobject]@{ Name = 'shim'; Status = 'Succeeded' }
+            ) | Sync-JobStatus -Repository $repo
+            """, ("ok", ok), ("root", box.Root), ("state", box.State), ("repo", clone));
+        Assert.True(r.AllErrors.Count() == 0, r.Describe());
+        Assert.Equal(["shim.gpu01:completed", "shim.gpu02:failed", "shim.root_10.0.0.5:cancelled", "shim:completed"],
+            r.Output.Select(o => $"{o.Properties["JobName"].Value}:{o.Properties["Status"].Value}"));
+        var gpu01 = Json(remote.Show("data/status/shim.gpu01.json"));
+        Assert.Equal(("completed", "gpu01"), (gpu01.GetProperty("status").GetString(), gpu01.GetProperty("host").GetString()));
+        Assert.Equal("failed", Json(remote.Show("data/status/shim.gpu02.json")).GetProperty("status").GetString());
+        var odd = Json(remote.Show("data/status/shim.root_10.0.0.5.json"));
+        Assert.Equal(("cancelled", "root@10.0.0.5"), (odd.GetProperty("status").GetString(), odd.GetProperty("host").GetString()));
+        // An object without a host name (a DeployResult at home) keeps the job's own name and this machine as its host.
+        Assert.Equal(Environment.MachineName, Json(remote.Show("data/status/shim.json")).GetProperty("host").GetString());
+    }
+
+    [Fact]
     public void Sync_DeployResultsPiped_MapToCompletedAndFailed_AndGetJobStatusReadsThemBack()
     {
         using var remote = new GitRemote();
