@@ -69,14 +69,15 @@ public sealed class SyncJobStatusCommand : SafeDeployCmdlet
             catch (Exception e) when (IsReportable(e)) { WriteError(ErrorMapper.ToRecord(e, repo)); }
             return;
         }
-        if (!ShouldProcess($"{JobStatusNames.ForHost(JobName, HostName)} in {repo}", $"Record status '{Status}'{(NoPush ? "" : $" and push it to {Remote}")}")) return;
+        var job = JobStatusNames.ForHost(JobName, HostName);
+        if (!ShouldProcess($"{job} in {repo}", $"Record status '{Status}'{(NoPush ? "" : $" and push it to {Remote}")}")) return;
         var update = new JobStatusUpdate
         {
-            JobName = JobStatusNames.ForHost(JobName, HostName), Status = Status, Progress = Progress, Message = Message,
+            JobName = job, Status = Status, Progress = Progress, Message = Message,
             Data = Data is null ? null : ((IDictionary)Unwrap(Data)!).Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value),
         };
         if (HostName is not null) update = update with { Host = HostName };
         try { WriteObject(RunEngine((reporter, token) => JobStatusSync.Sync(update, options with { Reporter = reporter }, token))); }
-        catch (Exception e) when (IsReportable(e)) { WriteError(ErrorMapper.ToRecord(e, JobName)); }
+        catch (Exception e) when (IsReportable(e)) { WriteError(ErrorMapper.ToRecord(e, job)); }
     }
 }
