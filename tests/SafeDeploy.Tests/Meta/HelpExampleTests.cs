@@ -68,6 +68,7 @@ public class HelpExampleTests(ITestOutputHelper output)
         ["Sync-JobStatus 2"] = "New-Dashboard; Sync-JobStatus -Repository ~/dashboard -JobName queued-1 -Status queued -NoPush | Out-Null",
         ["Sync-JobStatus 3"] = "New-Dashboard; New-Manifest ./gpu-node.yaml",
         ["Sync-JobStatus 4"] = "New-Dashboard",
+        ["Sync-JobStatus 5"] = "New-Dashboard",
         ["Test-SafeDeployManifest 1"] = "New-Manifest ./deploy.yaml",
         ["Test-SafeDeployManifest 2"] = "New-Manifest ./deploy/a.yaml; New-Manifest ./deploy/b.yaml",
         ["Test-SharedLibrary 2"] = "$null = New-Item -ItemType Directory build; Copy-Item $Fixture ./build/libshim.so",
